@@ -1,0 +1,232 @@
+// The command tree (citty `defineCommand`: names, descriptions, flag definitions) and the handlers.
+// Dispatch and flag parsing are ours (./goflag.ts explains why): each handler receives the raw
+// arguments after its command name and returns the process exit code. Everything heavy (the CA code,
+// the server) is imported lazily inside the handler that needs it.
+import { type ArgsDef, type CommandDef, defineCommand } from "citty";
+import { writeSync } from "node:fs";
+import { goQuote } from "../log/slog.ts";
+import { VERSION } from "../version.ts";
+import { type FlagSpec, parseGoFlags } from "./goflag.ts";
+import { USAGE } from "./usage.ts";
+
+type Ctx = { rawArgs: string[] };
+
+function stderr(text: string): void {
+  const buf = Buffer.from(text);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(2, buf, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EAGAIN") continue;
+      return;
+    }
+  }
+}
+
+async function stdout(data: string | Uint8Array): Promise<void> {
+  await Bun.write(Bun.stdout, data);
+}
+
+/** The Go-flag specs of a citty args definition. */
+function specsOf(args: ArgsDef): Record<string, FlagSpec> {
+  const out: Record<string, FlagSpec> = {};
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === "boolean") out[name] = { type: "boolean", default: (def.default as boolean | undefined) ?? false };
+    else if (def.type === "string") out[name] = { type: "string", default: (def.default as string | undefined) ?? "" };
+  }
+  return out;
+}
+
+/** Parses flags the Go way; on error prints `<prefix>: <err>` and returns exit code 1. */
+function flagsOr1(prefix: string, argv: string[], args: ArgsDef): { values: Record<string, string | boolean>; rest: string[] } | number {
+  try {
+    return parseGoFlags(argv, specsOf(args));
+  } catch (e) {
+    stderr(`${prefix}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+const serveArgs = {
+  config: { type: "string", description: "Path to JSON config file (required)" },
+  "lambda-loopback-only": { type: "boolean", description: "Disable Proxy-Authorization (only honored in Lambda)" },
+  services: { type: "string", description: "Path to a services manifest file (standalone mode; reserved)" },
+} as const satisfies ArgsDef;
+
+export const serve = defineCommand({
+  meta: { name: "serve", description: "Run the proxy (spawned by @clef-sh/agent)" },
+  args: serveArgs,
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const p = flagsOr1("clef-proxy serve", rawArgs, serveArgs);
+    if (typeof p === "number") return p;
+    const configPath = p.values.config as string;
+    if (configPath === "") {
+      stderr("clef-proxy serve: --config <path> is required\n");
+      return 2;
+    }
+    const servicesPath = p.values.services as string;
+    const { runServe } = await import("../serve/index.ts");
+    return runServe({
+      configPath,
+      lambdaLoopbackOnly: p.values["lambda-loopback-only"] as boolean,
+      ...(servicesPath !== "" ? { servicesPath } : {}),
+    });
+  },
+});
+
+const caPath = defineCommand({
+  meta: { name: "path", description: "Print the CA directory" },
+  async run(): Promise<number> {
+    const { resolveCADir } = await import("../ca/store.ts");
+    let dir: string;
+    try {
+      dir = resolveCADir(process.env);
+    } catch (e) {
+      stderr(`clef-proxy ca path: ${errText(e)}\n`);
+      return 5;
+    }
+    await stdout(dir + "\n");
+    return 0;
+  },
+});
+
+const exportArgs = {
+  format: { type: "string", default: "pem", description: "Output format: pem | der | der-base64" },
+  out: { type: "string", description: "Output path; empty means stdout" },
+} as const satisfies ArgsDef;
+
+const caExport = defineCommand({
+  meta: { name: "export", description: "Print the CA certificate (creating the CA if needed)" },
+  args: exportArgs,
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const p = flagsOr1("clef-proxy ca export", rawArgs, exportArgs);
+    if (typeof p === "number") return p;
+    const format = p.values.format as string;
+    const out = p.values.out as string;
+    const { resolveCADir, loadOrCreateCA, defaultPaths, exportCA, isExportFormat } = await import("../ca/store.ts");
+    if (!isExportFormat(format)) {
+      stderr(`clef-proxy ca export: ca: unknown format ${goQuote(format)} (want pem, der, or der-base64)\n`);
+      return 1;
+    }
+    let dir: string;
+    try {
+      dir = resolveCADir(process.env);
+    } catch (e) {
+      stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
+      return 5;
+    }
+    let data: Uint8Array;
+    try {
+      data = exportCA(loadOrCreateCA(defaultPaths(dir)), format);
+    } catch (e) {
+      stderr(`clef-proxy ca export: ${errText(e)}\n`);
+      return 5;
+    }
+    if (out === "") {
+      await stdout(data);
+      return 0;
+    }
+    const { writeFileSync } = await import("node:fs");
+    try {
+      writeFileSync(out, data, { mode: 0o644 }); // like os.WriteFile(out, data, 0644): umask applies, an existing file keeps its mode
+    } catch (e) {
+      const { fsReason } = await import("../ca/store.ts");
+      stderr(`clef-proxy ca export: write ${out}: open ${out}: ${fsReason(e)}\n`);
+      return 1;
+    }
+    return 0;
+  },
+});
+
+const regenArgs = {
+  confirm: { type: "boolean", description: "Confirm destructive regeneration" },
+} as const satisfies ArgsDef;
+
+const caRegenerate = defineCommand({
+  meta: { name: "regenerate", description: "Replace the CA with a new key and certificate" },
+  args: regenArgs,
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const p = flagsOr1("clef-proxy ca regenerate", rawArgs, regenArgs);
+    if (typeof p === "number") return p;
+    if (p.values.confirm !== true) {
+      stderr("clef-proxy ca regenerate: refusing without --confirm\n");
+      return 1;
+    }
+    const { resolveCADir, regenerateCA, defaultPaths } = await import("../ca/store.ts");
+    let dir: string;
+    try {
+      dir = resolveCADir(process.env);
+    } catch (e) {
+      stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
+      return 5;
+    }
+    try {
+      regenerateCA(defaultPaths(dir));
+    } catch (e) {
+      stderr(`clef-proxy ca regenerate: ${errText(e)}\n`);
+      return 5;
+    }
+    return 0;
+  },
+});
+
+export const ca = defineCommand({
+  meta: { name: "ca", description: "Manage the local CA" },
+  subCommands: { export: caExport, path: caPath, regenerate: caRegenerate },
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const sub = rawArgs[0];
+    if (sub === undefined) {
+      stderr("clef-proxy ca: missing subcommand (export|path|regenerate)\n");
+      return 1;
+    }
+    const cmd = (ca.subCommands as Record<string, CommandDef<any>>)[sub];
+    if (!Object.prototype.hasOwnProperty.call(ca.subCommands, sub) || !cmd) {
+      stderr(`clef-proxy ca: unknown subcommand ${goQuote(sub)}\n`);
+      return 1;
+    }
+    return invoke(cmd, rawArgs.slice(1));
+  },
+});
+
+export const root = defineCommand({
+  meta: { name: "clef-proxy", version: VERSION, description: "forward credential proxy for @clef-sh/agent" },
+  subCommands: { serve, ca },
+});
+
+async function invoke(cmd: CommandDef<any>, rawArgs: string[]): Promise<number> {
+  const r = await (cmd.run as (c: Ctx) => Promise<number>)({ rawArgs });
+  return typeof r === "number" ? r : 0;
+}
+
+/** Runs the CLI for `argv` (without the executable) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const first = argv[0];
+  if (first === undefined) {
+    stderr(USAGE);
+    return 1;
+  }
+  switch (first) {
+    case "--version":
+    case "-version":
+    case "version":
+      await stdout(VERSION + "\n");
+      return 0;
+    case "--help":
+    case "-help":
+    case "-h":
+    case "help":
+      await stdout(USAGE);
+      return 0;
+    case "serve":
+      return invoke(serve, argv.slice(1));
+    case "ca":
+      return invoke(ca, argv.slice(1));
+  }
+  stderr(`clef-proxy: unknown subcommand ${goQuote(first)}\n${USAGE}`);
+  return 1;
+}
