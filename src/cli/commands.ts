@@ -9,7 +9,8 @@ import { VERSION } from "../version.ts";
 import { type FlagSpec, parseGoFlags } from "./goflag.ts";
 import { USAGE } from "./usage.ts";
 
-type Ctx = { rawArgs: string[] };
+type RunServe = (opts: { configPath: string; lambdaLoopbackOnly: boolean; servicesPath?: string }) => Promise<number>;
+type Ctx = { rawArgs: string[]; loadServe?: () => Promise<{ runServe: RunServe }> };
 
 function stderr(text: string): void {
   const buf = Buffer.from(text);
@@ -61,7 +62,7 @@ const serveArgs = {
 export const serve = defineCommand({
   meta: { name: "serve", description: "Run the proxy (spawned by @clef-sh/agent)" },
   args: serveArgs,
-  async run({ rawArgs }: Ctx): Promise<number> {
+  async run({ rawArgs, loadServe }: Ctx): Promise<number> {
     const p = flagsOr1("clef-proxy serve", rawArgs, serveArgs);
     if (typeof p === "number") return p;
     const configPath = p.values.config as string;
@@ -70,7 +71,7 @@ export const serve = defineCommand({
       return 2;
     }
     const servicesPath = p.values.services as string;
-    const { runServe } = await import("../serve/index.ts");
+    const { runServe } = await (loadServe ?? (() => import("../serve/index.ts")))();
     return runServe({
       configPath,
       lambdaLoopbackOnly: p.values["lambda-loopback-only"] as boolean,
@@ -198,13 +199,13 @@ export const root = defineCommand({
   subCommands: { serve, ca },
 });
 
-async function invoke(cmd: CommandDef<any>, rawArgs: string[]): Promise<number> {
-  const r = await (cmd.run as (c: Ctx) => Promise<number>)({ rawArgs });
+async function invoke(cmd: CommandDef<any>, rawArgs: string[], loadServe?: Ctx["loadServe"]): Promise<number> {
+  const r = await (cmd.run as (c: Ctx) => Promise<number>)({ rawArgs, ...(loadServe ? { loadServe } : {}) });
   return typeof r === "number" ? r : 0;
 }
 
-/** Runs the CLI for `argv` (without the executable) and returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
+/** Runs the CLI for `argv` (without the executable) and returns the exit code. `loadServe` replaces the server module (tests). */
+export async function main(argv: string[], loadServe?: Ctx["loadServe"]): Promise<number> {
   const first = argv[0];
   if (first === undefined) {
     stderr(USAGE);
@@ -223,7 +224,7 @@ export async function main(argv: string[]): Promise<number> {
       await stdout(USAGE);
       return 0;
     case "serve":
-      return invoke(serve, argv.slice(1));
+      return invoke(serve, argv.slice(1), loadServe);
     case "ca":
       return invoke(ca, argv.slice(1));
   }
