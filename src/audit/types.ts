@@ -3,7 +3,7 @@
 export type AuditStatus = "injected" | "passthrough" | "denied" | "agent_error" | "tls_error";
 
 export interface AuditEntry {
-  ts: Date | string; // request start; written as RFC3339Nano UTC (nanosecond digits, trailing zeros trimmed like Go)
+  ts: bigint | Date | string; // request start (bigint = ns since epoch); written as RFC3339Nano UTC like Go
   requestId: string;
   clientIp: string;
   method: string;

@@ -1,0 +1,250 @@
+// Reading, deleting and validating the config file (docs/CONTRACT.md §4).
+//
+// The file is deleted right after it is read, whether or not it parses (it may hold proxy_auth).
+// Decoding follows Go's encoding/json (unknown fields ignored, null = empty, case-insensitive keys,
+// Go's type-error texts); validation is a valibot pipeline per field with the reference's messages.
+import { readFileSync, unlinkSync } from "node:fs";
+import { hostname } from "node:os";
+import * as v from "valibot";
+import { formatGoDuration, parseGoDuration } from "./duration.ts";
+import { type JNode, GoJsonError, kindName, member, parseGoJson } from "./gojson.ts";
+import type { Config } from "./types.ts";
+
+/** `message` is the full line the CLI prints (already framed `clef-proxy serve: …`); exit code 2. */
+export class ConfigError extends Error {}
+
+const NS_PER_MS = 1_000_000n;
+const DEFAULT_DRAIN = 5_000_000_000n;
+const LAMBDA_DRAIN = 1_000_000_000n;
+const DRAIN_CAP = 60_000_000_000n;
+
+class TypeErr extends Error {}
+
+type Shape = { kind: "int" | "string" | "bool" | "strings" } | { kind: "struct"; goName: string; fields: Record<string, Shape> } | { kind: "duration" };
+
+const SCHEMA: Extract<Shape, { kind: "struct" }> = {
+  kind: "struct",
+  goName: "config.Config",
+  fields: {
+    listen: { kind: "struct", goName: "config.ListenConfig", fields: { port: { kind: "int" } } },
+    upstream: {
+      kind: "struct",
+      goName: "config.UpstreamConfig",
+      fields: { proxy_url: { kind: "string" }, no_proxy: { kind: "strings" }, proxy_auth: { kind: "string" } },
+    },
+    audit: {
+      kind: "struct",
+      goName: "config.AuditConfig",
+      fields: { destination: { kind: "string" }, file: { kind: "string" }, max_size_mb: { kind: "int" }, max_files: { kind: "int" } },
+    },
+    ca: { kind: "struct", goName: "config.CAConfig", fields: { cert_path: { kind: "string" }, key_path: { kind: "string" } } },
+    metadata: { kind: "struct", goName: "config.MetadataConfig", fields: { proxy_id: { kind: "string" } } },
+    serve: { kind: "struct", goName: "config.ServeConfig", fields: { drain_timeout: { kind: "duration" } } },
+    lambda_loopback_only: { kind: "bool" },
+  },
+};
+
+const GO_TYPE: Record<string, string> = { int: "int", string: "string", bool: "bool", strings: "[]string" };
+
+/** Decode like json.Unmarshal into the Go structs: returns plain values; records the first type error. */
+function decode(root: JNode): Record<string, unknown> {
+  let firstErr: string | null = null;
+  const typeErr = (node: JNode, goType: string, structName: string | null, path: string) => {
+    if (firstErr) return;
+    const what = node.t === "num" && goType === "int" ? `number ${node.raw}` : kindName(node);
+    firstErr = structName
+      ? `json: cannot unmarshal ${what} into Go struct field ${structName}.${path} of type ${goType}`
+      : `json: cannot unmarshal ${what} into Go value of type ${goType}`;
+  };
+  const shortName = (goName: string) => goName.split(".").pop()!;
+
+  function walk(node: JNode, shape: Shape, structName: string | null, path: string): unknown {
+    if (node.t === "null") return undefined;
+    switch (shape.kind) {
+      case "int":
+        if (node.t !== "num") return typeErr(node, "int", structName, path);
+        if (!/^-?\d+$/.test(node.raw) || BigInt(node.raw) > (1n << 63n) - 1n || BigInt(node.raw) < -(1n << 63n))
+          return typeErr(node, "int", structName, path);
+        return Number(node.raw);
+      case "string":
+        if (node.t !== "str") return typeErr(node, "string", structName, path);
+        return node.v;
+      case "bool":
+        if (node.t !== "bool") return typeErr(node, "bool", structName, path);
+        return node.v;
+      case "strings": {
+        if (node.t !== "arr") return typeErr(node, "[]string", structName, path);
+        const out: string[] = [];
+        for (const item of node.v) {
+          if (item.t === "null") out.push("");
+          else if (item.t !== "str") typeErr(item, "string", structName, path);
+          else out.push(item.v);
+        }
+        return out;
+      }
+      case "duration":
+        // config.Duration.UnmarshalJSON: a JSON string holding a Go duration.
+        if (node.t !== "str") {
+          if (!firstErr) firstErr = `config: drain_timeout must be a duration string: json: cannot unmarshal ${kindName(node)} into Go value of type string`;
+          return undefined;
+        }
+        if (node.v === "") return undefined;
+        try {
+          return parseGoDuration(node.v);
+        } catch (e) {
+          if (!firstErr) firstErr = `config: invalid drain_timeout ${JSON.stringify(node.v)}: ${(e as Error).message}`;
+          return undefined;
+        }
+      case "struct": {
+        if (node.t !== "obj") return typeErr(node, shape.goName, structName, path);
+        const out: Record<string, unknown> = {};
+        for (const [name, sub] of Object.entries(shape.fields)) {
+          const m = member(node, name);
+          if (m === undefined) continue;
+          const subPath = path ? `${path}.${name}` : name;
+          out[name] = walk(m, sub, shortName(shape.goName), subPath);
+        }
+        return out;
+      }
+    }
+  }
+  const out = walk(root, SCHEMA, null, "") as Record<string, unknown> | undefined;
+  if (firstErr) throw new TypeErr(firstErr);
+  return out ?? {};
+}
+
+/** Go url.Parse's errors for the cases a proxy URL hits (scheme detection, colon in first segment). */
+export function goUrlParseError(raw: string): string | null {
+  if (/[\x00-\x1f\x7f]/.test(raw)) return `parse ${JSON.stringify(raw)}: net/url: invalid control character in URL`;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (/[a-zA-Z]/.test(c)) continue;
+    if (/[0-9+\-.]/.test(c)) {
+      if (i === 0) break;
+      continue;
+    }
+    if (c === ":") {
+      if (i === 0) return `parse ${JSON.stringify(raw)}: missing protocol scheme`;
+      return null; // has a scheme
+    }
+    break;
+  }
+  // No scheme: a first path segment containing ':' is an error.
+  if (!raw.startsWith("/")) {
+    const seg = raw.split("/")[0]!;
+    if (seg.includes(":")) return `parse ${JSON.stringify(raw)}: first path segment in URL cannot contain colon`;
+  }
+  return null;
+}
+
+export function proxyUrlScheme(raw: string): string {
+  const m = /^([a-zA-Z][a-zA-Z0-9+\-.]*):/.exec(raw);
+  return m ? m[1]!.toLowerCase() : "";
+}
+
+const check = <T>(msg: (x: T) => string, ok: (x: T) => boolean) => v.check<T, (issue: v.CheckIssue<T>) => string>(ok, (issue) => msg(issue.input));
+
+// One valibot pipeline per rule, evaluated in the reference's order; the first failure is reported.
+const portRule = v.pipe(v.number(), check((p: number) => `listen.port: ${p} out of range (1-65535)`, (p) => p >= 1 && p <= 65535));
+const proxyUrlRule = v.pipe(
+  v.string(),
+  check((u: string) => `upstream.proxy_url: ${goUrlParseError(u)}`, (u) => goUrlParseError(u) === null),
+  check((u: string) => `upstream.proxy_url: scheme must be http|https, got ${JSON.stringify(proxyUrlScheme(u))}`, (u) => ["http", "https"].includes(proxyUrlScheme(u))),
+);
+const destinationRule = v.pipe(
+  v.string(),
+  check((d: string) => `audit.destination: ${JSON.stringify(d)} not one of "stdout"|"file"`, (d) => d === "stdout" || d === "file"),
+);
+const nonNegative = (field: string) => v.pipe(v.number(), check(() => `${field}: cannot be negative`, (n: number) => n >= 0));
+
+function firstIssue(schema: v.GenericSchema, input: unknown): string | null {
+  const r = v.safeParse(schema, input);
+  return r.success ? null : r.issues[0].message;
+}
+
+export interface LoadEnv {
+  AWS_LAMBDA_FUNCTION_NAME?: string;
+}
+
+/** Parse + validate config text. Throws Error with the unframed message and a `phase`. */
+export function parseConfig(text: string, env: LoadEnv): Config {
+  let root: JNode;
+  try {
+    root = parseGoJson(text);
+  } catch (e) {
+    if (e instanceof GoJsonError) throw Object.assign(new Error(e.message), { phase: "parse" });
+    throw e;
+  }
+  let raw: Record<string, any>;
+  try {
+    raw = decode(root);
+  } catch (e) {
+    throw Object.assign(new Error((e as Error).message), { phase: "parse" });
+  }
+  const fail = (msg: string) => {
+    throw Object.assign(new Error(msg), { phase: "validate" });
+  };
+  const lambda = (env.AWS_LAMBDA_FUNCTION_NAME ?? "") !== "";
+
+  const port = raw.listen?.port ?? 0;
+  const cfg: Config = {
+    listen: { port: port === 0 ? 8888 : port },
+    upstream: { proxyUrl: raw.upstream?.proxy_url ?? "", noProxy: raw.upstream?.no_proxy ?? [], proxyAuth: raw.upstream?.proxy_auth ?? "" },
+    audit: {
+      destination: (raw.audit?.destination || "stdout") as "stdout" | "file",
+      file: raw.audit?.file ?? "",
+      maxSizeMb: raw.audit?.max_size_mb ?? 0,
+      maxFiles: raw.audit?.max_files ?? 0,
+    },
+    ca: { certPath: raw.ca?.cert_path ?? "", keyPath: raw.ca?.key_path ?? "" },
+    metadata: { proxyId: raw.metadata?.proxy_id || hostname() },
+    serve: { drainTimeoutMs: 0, drainTimeoutText: "" },
+    lambdaLoopbackOnly: raw.lambda_loopback_only ?? false,
+  };
+
+  let m = firstIssue(portRule, cfg.listen.port);
+  if (m) fail(m);
+  if (cfg.upstream.proxyUrl !== "" && (m = firstIssue(proxyUrlRule, cfg.upstream.proxyUrl))) fail(m);
+  if ((m = firstIssue(destinationRule, cfg.audit.destination))) fail(m);
+  if (cfg.audit.destination === "file") {
+    if (cfg.audit.file === "") fail(`audit.destination="file" requires audit.file`);
+    if ((m = firstIssue(nonNegative("audit.max_size_mb"), cfg.audit.maxSizeMb))) fail(m);
+    if ((m = firstIssue(nonNegative("audit.max_files"), cfg.audit.maxFiles))) fail(m);
+  }
+  if (cfg.audit.maxSizeMb === 0) cfg.audit.maxSizeMb = 100;
+  if (cfg.audit.maxFiles === 0) cfg.audit.maxFiles = 5;
+  if ((cfg.ca.certPath === "") !== (cfg.ca.keyPath === "")) fail("ca.cert_path and ca.key_path must both be set or both empty");
+
+  let drain: bigint = raw.serve?.drain_timeout ?? 0n;
+  if (drain < 0n) fail(`serve.drain_timeout: ${formatGoDuration(drain)} must be positive`);
+  if (drain > DRAIN_CAP) fail(`serve.drain_timeout: ${formatGoDuration(drain)} exceeds sanity cap of ${formatGoDuration(DRAIN_CAP)}`);
+  if (drain === 0n) drain = lambda ? LAMBDA_DRAIN : DEFAULT_DRAIN;
+  cfg.serve = { drainTimeoutMs: Number(drain / NS_PER_MS), drainTimeoutText: formatGoDuration(drain) };
+
+  if (cfg.lambdaLoopbackOnly && !lambda) fail("lambda_loopback_only=true but AWS_LAMBDA_FUNCTION_NAME is not set");
+  return cfg;
+}
+
+/** Read, delete, parse and validate; throws ConfigError with the framed line. */
+export function loadConfig(path: string, env: LoadEnv): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const reason = err.code === "ENOENT" ? "no such file or directory" : err.code === "EACCES" ? "permission denied" : err.code === "EISDIR" ? "is a directory" : err.message;
+    throw new ConfigError(`clef-proxy serve: read config ${JSON.stringify(path)}: open ${path}: ${reason}`);
+  } finally {
+    try {
+      unlinkSync(path);
+    } catch {}
+  }
+  try {
+    return parseConfig(text, env);
+  } catch (e) {
+    const phase = (e as { phase?: string }).phase;
+    if (phase === "parse") throw new ConfigError(`clef-proxy serve: parse config ${JSON.stringify(path)}: ${(e as Error).message}`);
+    if (phase === "validate") throw new ConfigError(`clef-proxy serve: config ${JSON.stringify(path)}: ${(e as Error).message}`);
+    throw e;
+  }
+}
