@@ -86,3 +86,16 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext): string {
   if (ctx.authMode) f.push(["auth_mode", ctx.authMode]);
   return goJsonObject(f);
 }
+
+/** Go json.Encoder output for a map[string]any-like value: keys sorted, trailing newline. */
+export function goJsonEncode(value: unknown): string {
+  const enc = (x: unknown): string => {
+    if (x === null || x === undefined) return "null";
+    if (typeof x === "string") return goJsonString(x);
+    if (typeof x === "number" || typeof x === "boolean") return String(x);
+    if (Array.isArray(x)) return "[" + x.map(enc).join(",") + "]";
+    const keys = Object.keys(x as object).sort();
+    return "{" + keys.map((k) => `${goJsonString(k)}:${enc((x as Record<string, unknown>)[k])}`).join(",") + "}";
+  };
+  return enc(value) + "\n";
+}

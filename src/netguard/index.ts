@@ -1,0 +1,96 @@
+// netguard: resolve a destination once, vet every address, and hand the vetted addresses to the
+// dialer so nothing resolves the name again (docs/CONTRACT.md §12, §18.11, §18.19).
+//
+// Blocked: the cloud metadata addresses 169.254.169.254 and fd00:ec2::254 ("cloud metadata", the
+// reference's wording), and the rest of the link-local ranges 169.254.0.0/16 and fe80::/10
+// ("link-local"), also when written as IPv4-mapped IPv6. Loopback and private ranges stay allowed
+// like the reference: the proxy's users reach internal services through it.
+import { isIP } from "node:net";
+
+export class NetguardError extends Error {}
+
+export type Lookup = (host: string) => Promise<string[]>;
+
+const defaultLookup: Lookup = async (host) => {
+  const res = await Bun.dns.lookup(host, {});
+  return res.map((r) => r.address);
+};
+
+function v4ToInt(ip: string): number {
+  return ip.split(".").reduce((a, o) => (a << 8) + Number(o), 0) >>> 0;
+}
+
+function expandV6(ip: string): number[] | null {
+  // → 8 groups; handles "::" and an embedded IPv4 tail.
+  let s = ip.toLowerCase();
+  const pct = s.indexOf("%");
+  if (pct >= 0) s = s.slice(0, pct);
+  let tail: number[] = [];
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) {
+    const n = v4ToInt(v4[1]!);
+    tail = [n >>> 16, n & 0xffff];
+    s = s.slice(0, -v4[1]!.length) + "0:0";
+  }
+  const [head, rest] = s.split("::");
+  const h = head ? head.split(":") : [];
+  const r = rest !== undefined ? (rest ? rest.split(":") : []) : null;
+  let groups: string[];
+  if (r === null) groups = h;
+  else groups = [...h, ...Array(8 - h.length - r.length).fill("0"), ...r];
+  if (groups.length !== 8) return null;
+  const nums = groups.map((g) => parseInt(g, 16));
+  if (tail.length) {
+    nums[6] = tail[0]!;
+    nums[7] = tail[1]!;
+  }
+  return nums;
+}
+
+/** Why `ip` is blocked ("cloud metadata" / "link-local"), or null. */
+export function blockReason(ip: string): string | null {
+  const fam = isIP(ip);
+  if (fam === 4) {
+    if (ip === "169.254.169.254") return "cloud metadata";
+    if ((v4ToInt(ip) & 0xffff0000) >>> 0 === v4ToInt("169.254.0.0")) return "link-local";
+    return null;
+  }
+  if (fam === 6) {
+    const g = expandV6(ip);
+    if (!g) return null;
+    // IPv4-mapped ::ffff:a.b.c.d
+    if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
+      const v4 = `${g[6]! >>> 8}.${g[6]! & 255}.${g[7]! >>> 8}.${g[7]! & 255}`;
+      return blockReason(v4);
+    }
+    if (g.join(":") === [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254].join(":")) return "cloud metadata";
+    if ((g[0]! & 0xffc0) === 0xfe80) return "link-local";
+    return null;
+  }
+  return null;
+}
+
+/**
+ * Resolve `host` (a name or an IP literal) and vet every address. Returns the addresses in
+ * resolution order; throws NetguardError if any is blocked or the name does not resolve.
+ */
+export async function resolveAndVet(host: string, lookup: Lookup = defaultLookup): Promise<string[]> {
+  const literal = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (isIP(literal)) {
+    const why = blockReason(literal);
+    if (why) throw new NetguardError(`netguard: address blocked by policy: ${literal} (${why})`);
+    return [literal];
+  }
+  let addrs: string[];
+  try {
+    addrs = await lookup(host);
+  } catch {
+    throw new NetguardError(`dial tcp: lookup ${host}: no such host`);
+  }
+  if (addrs.length === 0) throw new NetguardError(`dial tcp: lookup ${host}: no such host`);
+  for (const a of addrs) {
+    const why = blockReason(a);
+    if (why) throw new NetguardError(`netguard: address blocked by policy: ${host} resolves to ${a} (${why})`);
+  }
+  return addrs;
+}
