@@ -103,9 +103,40 @@ function transportDetail(e: unknown, url: string): string {
   return `Get ${JSON.stringify(url)}: ${err?.message ?? String(e)}`;
 }
 
-export interface AgentEnv {
+export type AgentEnv = Record<string, string | undefined> & {
   CLEF_PROXY_AGENT_URL?: string;
   CLEF_PROXY_AGENT_TOKEN?: string;
+};
+
+
+/** Validate a /v1/services-shaped document (also the standalone services file). Throws Error. */
+export function manifestFromJson(json: unknown, source = "/v1/services"): Manifest {
+  const parsed = v.safeParse(ManifestSchema, json);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const path = issue.path?.map((p) => String(p.key)).join(".") ?? "";
+    throw new Error(
+      `agent: decode ${source}: json: cannot unmarshal ${goValueName(issue.input)} into Go ${path ? `struct field ServicesResponse.${path}` : "value of type agent.ServicesResponse"}`,
+    );
+  }
+  const m = parsed.output;
+  if (m.schema_version !== 1) throw new Error(`agent: ${source} schema_version=${m.schema_version ?? 0}, expected 1`);
+  return {
+    schemaVersion: 1,
+    identity: m.identity ?? "",
+    environment: m.environment ?? "",
+    services: (m.services ?? []).map((s) => ({
+      name: s.name ?? "",
+      host: s.host ?? "",
+      auth: {
+        scheme: s.auth?.scheme ?? "",
+        credential: s.auth?.credential ?? "",
+        ...(s.auth?.header ? { header: s.auth.header } : {}),
+        ...(s.auth?.query ? { query: s.auth.query } : {}),
+      },
+    })),
+    passthroughHosts: (m.passthrough_hosts ?? []).map((h) => h ?? ""),
+  };
 }
 
 export class AgentClient implements CredentialSource {
@@ -195,33 +226,11 @@ export class AgentClient implements CredentialSource {
     } catch (e) {
       throw new AgentError(`agent: decode /v1/services: ${(e as Error).message}`, 1);
     }
-    const parsed = v.safeParse(ManifestSchema, json);
-    if (!parsed.success) {
-      const issue = parsed.issues[0];
-      const path = issue.path?.map((p) => String(p.key)).join(".") ?? "";
-      throw new AgentError(
-        `agent: decode /v1/services: json: cannot unmarshal ${goValueName(issue.input)} into Go ${path ? `struct field ServicesResponse.${path}` : "value of type agent.ServicesResponse"}`,
-        1,
-      );
+    try {
+      return manifestFromJson(json);
+    } catch (e) {
+      throw new AgentError((e as Error).message, 1);
     }
-    const m = parsed.output;
-    if (m.schema_version !== 1) throw new AgentError(`agent: /v1/services schema_version=${m.schema_version ?? 0}, expected 1`, 1);
-    return {
-      schemaVersion: 1,
-      identity: m.identity ?? "",
-      environment: m.environment ?? "",
-      services: (m.services ?? []).map((s) => ({
-        name: s.name ?? "",
-        host: s.host ?? "",
-        auth: {
-          scheme: s.auth?.scheme ?? "",
-          credential: s.auth?.credential ?? "",
-          ...(s.auth?.header ? { header: s.auth.header } : {}),
-          ...(s.auth?.query ? { query: s.auth.query } : {}),
-        },
-      })),
-      passthroughHosts: (m.passthrough_hosts ?? []).map((h) => h ?? ""),
-    };
   }
 
   /** CredentialSource: one secret, cached for SECRET_TTL_MS, concurrent fetches coalesced. */

@@ -162,9 +162,9 @@ function firstIssue(schema: v.GenericSchema, input: unknown): string | null {
   return r.success ? null : r.issues[0].message;
 }
 
-export interface LoadEnv {
+export type LoadEnv = Record<string, string | undefined> & {
   AWS_LAMBDA_FUNCTION_NAME?: string;
-}
+};
 
 /** Parse + validate config text. Throws Error with the unframed message and a `phase`. */
 export function parseConfig(text: string, env: LoadEnv): Config {

@@ -1,11 +1,197 @@
-// Placeholder until the serve lifecycle lands (issue 3): the CLI's `serve` dispatches here.
+// `clef-proxy serve`: startup order, exit codes, signals and drain (docs/CONTRACT.md §5, §13, §14).
+//
+// Exit codes: 0 clean / signal; 1 services fetch or intercept init; 2 config or audit init;
+// 3 agent not ready within 30 s; 4 agent URL/token or workload token; 5 CA; 6 bind.
+import { AgentError, createAgentClient } from "../agent/client.ts";
+import { loadServicesFile } from "../agent/file-source.ts";
+import type { CredentialSource, Manifest } from "../agent/types.ts";
+import { createAuditSink } from "../audit/sink.ts";
+import { CAError, createLeafMinter, defaultPaths, loadOrCreateCA, resolveCADir } from "../ca/index.ts";
+import { ConfigError, loadConfig } from "../config/load.ts";
+import type { Config } from "../config/types.ts";
+import { checkServices } from "../inject/index.ts";
+import { BindError, bindListener, InterceptInitError } from "../intercept/index.ts";
+import { error, info, warn } from "../log/slog.ts";
+import { VERSION } from "../version.ts";
+
 export interface ServeOptions {
   configPath: string;
   lambdaLoopbackOnly: boolean;
   servicesPath?: string;
 }
 
-export async function runServe(_opts: ServeOptions): Promise<number> {
-  process.stderr.write("clef-proxy serve: not implemented\n");
-  return 1;
+const LOOPBACK_ON = /^(1|true|yes)$/i;
+
+/** Signals: the first SIGTERM/SIGINT/SIGHUP starts a drain; a second one cuts it short. */
+class Signals {
+  readonly controller = new AbortController();
+  private count = 0;
+  private forceWaiters: Array<() => void> = [];
+  private readonly handler = () => {
+    this.count++;
+    if (this.count === 1) this.controller.abort(new Error("signal"));
+    else for (const w of this.forceWaiters.splice(0)) w();
+  };
+  constructor() {
+    for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(s, this.handler);
+  }
+  get received(): Promise<void> {
+    return new Promise((r) => {
+      if (this.controller.signal.aborted) r();
+      else this.controller.signal.addEventListener("abort", () => r(), { once: true });
+    });
+  }
+  get forced(): Promise<void> {
+    return new Promise((r) => this.forceWaiters.push(r));
+  }
+  dispose(): void {
+    for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.off(s, this.handler);
+  }
+}
+
+export async function runServe(opts: ServeOptions): Promise<number> {
+  const env = process.env;
+  const lambda = (env.AWS_LAMBDA_FUNCTION_NAME ?? "") !== "";
+  let cfg: Config;
+  try {
+    cfg = loadConfig(opts.configPath, env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(e.message + "\n");
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.lambdaLoopbackOnly && !lambda) {
+    process.stderr.write("clef-proxy serve: --lambda-loopback-only requires AWS_LAMBDA_FUNCTION_NAME\n");
+    return 2;
+  }
+  const loopback = lambda && (opts.lambdaLoopbackOnly || cfg.lambdaLoopbackOnly || LOOPBACK_ON.test(env.CLEF_PROXY_LAMBDA_LOOPBACK ?? ""));
+  const signals = new Signals();
+  try {
+    return await serve(cfg, opts, { lambda, loopback, signals });
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function serve(cfg: Config, opts: ServeOptions, mode: { lambda: boolean; loopback: boolean; signals: Signals }): Promise<number> {
+  const env = process.env;
+  info("clef-proxy starting", { version: VERSION, proxy_id: cfg.metadata.proxyId, port: cfg.listen.port, lambda: mode.lambda });
+
+  // CA (exit 5)
+  let certPath = cfg.ca.certPath;
+  let ca;
+  try {
+    const paths = cfg.ca.certPath ? { certPath: cfg.ca.certPath, keyPath: cfg.ca.keyPath } : defaultPaths(resolveCADir(env));
+    certPath = paths.certPath;
+    ca = loadOrCreateCA(paths);
+  } catch (e) {
+    if (!(e instanceof CAError)) throw e;
+    const msg = e.message.startsWith("resolve home dir") ? `resolve CA dir: ${e.message}` : e.message;
+    error("CA load/generate", { err: msg, cert_path: certPath });
+    return 5;
+  }
+  info("CA loaded", { subject: ca.subject, not_after: ca.notAfter.toISOString().replace(/\.\d{3}Z$/, "Z") });
+
+  // Credentials: the agent (exit 4 / 3 / 1), or a services file in standalone mode.
+  let credentials: CredentialSource & { close?(): void };
+  let manifest: Manifest;
+  if (opts.servicesPath) {
+    try {
+      const src = loadServicesFile(opts.servicesPath, env);
+      credentials = src;
+      manifest = src.manifest;
+    } catch (e) {
+      error("services file", { err: (e as Error).message, path: opts.servicesPath });
+      return 1;
+    }
+    info("services loaded", { source: opts.servicesPath, identity: manifest.identity, environment: manifest.environment, service_count: manifest.services.length, passthrough_count: manifest.passthroughHosts.length });
+  } else {
+    let agent;
+    try {
+      agent = createAgentClient(env);
+    } catch (e) {
+      error("agent client init", { err: (e as Error).message });
+      return 4;
+    }
+    try {
+      await agent.waitReady(mode.signals.controller.signal);
+    } catch (e) {
+      if (mode.signals.controller.signal.aborted) {
+        info("shutdown signal received during readiness probe");
+        return 0;
+      }
+      error("agent not ready within timeout", { err: (e as Error).message, timeout: "30s" });
+      return (e as AgentError).code ?? 3;
+    }
+    info("agent ready");
+    try {
+      manifest = await agent.services();
+    } catch (e) {
+      error("fetch /v1/services", { err: (e as Error).message });
+      return 1;
+    }
+    info("services fetched", { identity: manifest.identity, environment: manifest.environment, service_count: manifest.services.length, passthrough_count: manifest.passthroughHosts.length });
+    credentials = agent;
+  }
+  for (const w of checkServices(manifest)) warn("service can never be served", { service: w.service, host: w.host, problem: w.problem });
+
+  // Bind (exit 6)
+  let listener;
+  try {
+    listener = await bindListener(cfg.listen.port);
+  } catch (e) {
+    if (!(e instanceof BindError)) throw e;
+    error("listener bind", { addr: `127.0.0.1:${cfg.listen.port}`, err: e.message });
+    return 6;
+  }
+  info("listening", { addr: `127.0.0.1:${listener.port}` });
+
+  // Audit (exit 2)
+  let audit;
+  try {
+    audit = createAuditSink(cfg.audit, { proxyId: cfg.metadata.proxyId, authMode: mode.loopback ? "lambda-loopback" : undefined });
+  } catch (e) {
+    error("audit init", { err: (e as Error).message });
+    listener.close();
+    return 2;
+  }
+
+  // Workload token (exit 4) and intercept init (exit 1)
+  const token = env.CLEF_PROXY_TOKEN ?? "";
+  if (!mode.loopback && token === "") {
+    error("workload auth token missing", { env: "CLEF_PROXY_TOKEN" });
+    listener.close();
+    return 4;
+  }
+  try {
+    listener.start({
+      config: cfg,
+      manifest,
+      credentials,
+      minter: createLeafMinter(ca, { cap: 1024 }),
+      audit,
+      proxyId: cfg.metadata.proxyId,
+      workloadToken: token,
+      lambdaLoopback: mode.loopback,
+    });
+  } catch (e) {
+    if (!(e instanceof InterceptInitError)) throw e;
+    error("intercept init", { err: e.message });
+    listener.close();
+    return 1;
+  }
+
+  await mode.signals.received;
+  info("shutdown signal received, draining", { drain_timeout: cfg.serve.drainTimeoutText });
+  const deadline = Date.now() + cfg.serve.drainTimeoutMs;
+  listener.stopAccepting();
+  const drained = await Promise.race([listener.drain(deadline), mode.signals.forced.then(() => false)]);
+  if (!drained) warn("drain deadline reached, forcing close", { err: "context deadline exceeded" });
+  listener.close();
+  credentials.close?.();
+  await audit.close(deadline);
+  info("clef-proxy stopped");
+  return 0;
 }

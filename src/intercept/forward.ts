@@ -1,0 +1,86 @@
+// The upstream forwarder on Bun's fetch (docs/CONTRACT.md §10, §12, §18.2, §18.7, §18.11):
+// - dials only the netguard-vetted address (URL host = the IP) while TLS verifies the real name
+//   (`tls.serverName`), against the runtime roots + SSL_CERT_FILE + NODE_EXTRA_CA_CERTS;
+// - no redirects followed, no decompression (content-encoding passes through untouched);
+// - request and response bodies streamed; keep-alive pooling by fetch;
+// - chained through the upstream proxy chosen by ProxySelector (CONNECT to the vetted IP).
+import { isIP } from "node:net";
+import type { Config } from "../config/types.ts";
+import { ProxySelector } from "./chain.ts";
+import { type Forwarder, type UpstreamRequest, type UpstreamResponse, UpstreamError } from "./forward-types.ts";
+import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
+import { loadTrust } from "./trust.ts";
+
+const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s === 304;
+
+function hostForUrl(ip: string): string {
+  return isIP(ip) === 6 ? `[${ip}]` : ip;
+}
+
+/** Go-like error detail for a fetch failure (never includes request headers). */
+export function describeFetchError(e: unknown, req: UpstreamRequest, addr: string): string {
+  const err = e as { code?: string; name?: string; message?: string };
+  const where = `${hostForUrl(addr)}:${req.port}`;
+  const code = err?.code ?? "";
+  if (err?.name === "TimeoutError") return `upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`;
+  if (code === "ConnectionRefused" || code === "ECONNREFUSED") return `dial tcp ${where}: connect: connection refused`;
+  if (code === "ECONNRESET" || code === "ConnectionClosed") return "EOF";
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME/i.test(code) || /certificate|tls/i.test(err?.message ?? "")) {
+    return `tls: failed to verify certificate for ${req.host}: ${code || err?.message}`;
+  }
+  if (/proxy/i.test(err?.message ?? "") || code.startsWith("Proxy")) return `upstream proxy: ${err?.message ?? code}`;
+  return err?.message ? `${err.message}${code ? ` (${code})` : ""}` : String(e);
+}
+
+export function createForwarder(cfg: Config["upstream"], env: Record<string, string | undefined>): Forwarder {
+  const proxies = new ProxySelector(cfg, env);
+  const ca = loadTrust(env);
+
+  return {
+    async forward(req: UpstreamRequest): Promise<UpstreamResponse> {
+      const addr = req.addresses[0];
+      if (!addr) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
+      const url = `${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`;
+      const proxy = proxies.choose(req.scheme, req.host, req.port);
+      const timeout = AbortSignal.timeout(UPSTREAM_FIRST_BYTE_TIMEOUT_MS);
+      const headers = new Headers();
+      for (const [k, v] of req.headers) headers.append(k, v);
+      const init: RequestInit & Record<string, unknown> = {
+        method: req.method,
+        headers,
+        redirect: "manual",
+        decompress: false,
+        signal: AbortSignal.any([req.signal, timeout]),
+        tls: { ca, ...(isIP(req.host) ? {} : { serverName: req.host }) },
+      };
+      if (req.body) {
+        init.body = req.body;
+        init.duplex = "half";
+      }
+      if (proxy) init.proxy = proxy.authorization ? { url: proxy.url, headers: { "Proxy-Authorization": proxy.authorization } } : proxy.url;
+      let res: Response;
+      try {
+        res = await fetch(url, init as RequestInit);
+      } catch (e) {
+        if (req.signal.aborted) throw new UpstreamError("request cancelled");
+        throw new UpstreamError(describeFetchError(e, req, addr));
+      }
+      const out: Array<[string, string]> = [];
+      res.headers.forEach((value, name) => {
+        if (name === "set-cookie") return;
+        out.push([name, value]);
+      });
+      for (const c of res.headers.getSetCookie()) out.push(["set-cookie", c]);
+      const cl = res.headers.get("content-length");
+      const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
+      if (noBody) await res.body?.cancel().catch(() => {});
+      return {
+        status: res.status,
+        statusText: res.statusText,
+        headers: out,
+        body: noBody ? null : res.body,
+        contentLength: cl !== null && /^\d+$/.test(cl) ? Number(cl) : null,
+      };
+    },
+  };
+}

@@ -1,0 +1,20 @@
+// Every timeout and limit of the data path in one place (docs/CONTRACT.md §18.14).
+
+/** A complete request head must arrive within this time of its first byte (as the reference). */
+export const HEAD_TIMEOUT_MS = 10_000;
+/** An idle keep-alive connection (outside or inside a tunnel) is closed after this long. */
+export const IDLE_TIMEOUT_MS = 60_000;
+/** CONNECT answered → TLS handshake complete. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Upstream must send its response head within this time of the request being sent. */
+export const UPSTREAM_FIRST_BYTE_TIMEOUT_MS = 300_000;
+/** Request head size limit, on the listener and inside tunnels (→ 431). */
+export const MAX_HEADER_BYTES = 1 << 20;
+/** Request header field count limit (→ 431). */
+export const MAX_HEADER_COUNT = 200;
+/** Concurrent client connections; beyond, new connections are closed at once. */
+export const MAX_CONNECTIONS = 4096;
+/** Buffered unread client input before the socket is paused (request-body back-pressure). */
+export const INPUT_HIGH_WATER = 1 << 20;
+/** A request body we refuse without forwarding is discarded up to this size, else the connection closes. */
+export const MAX_DISCARD_BYTES = 1 << 20;

@@ -1,0 +1,101 @@
+// Echo upstreams on loopback: HTTPS (test PKI) and plain HTTP. GET/POST anything → JSON with what
+// arrived (method, path with raw query, headers in order, body length and sha256). Special routes:
+//   /sse            three events 150 ms apart
+//   /bytes/<n>      n bytes of a repeating pattern, with Content-Length
+//   /stream/<n>     n bytes, chunked (no Content-Length)
+//   /status/<code>  that status, no body
+//   /cookies        two Set-Cookie headers
+//   /gzip           a gzip-encoded body with Content-Encoding: gzip
+//   /slow/<ms>      answer after ms
+import { createHash } from "node:crypto";
+import type { Server } from "bun";
+import type { TestPki } from "./tls.ts";
+
+export interface Seen {
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  bodyLength: number;
+  bodySha256: string;
+}
+
+export interface Upstream {
+  server: Server<undefined>;
+  port: number;
+  seen: Seen[];
+  stop(): void;
+}
+
+export function pattern(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + 13) & 255;
+  return b;
+}
+
+export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): Upstream {
+  const seen: Seen[] = [];
+  const server = Bun.serve({
+    hostname: opts.hostname ?? "127.0.0.1",
+    port: 0,
+    tls: opts.pki ? { key: opts.pki.key, cert: opts.pki.cert } : undefined,
+    idleTimeout: 30,
+    async fetch(req) {
+      const u = new URL(req.url);
+      const hash = createHash("sha256");
+      let len = 0;
+      if (req.body) for await (const c of req.body) {
+        hash.update(c);
+        len += c.byteLength;
+      }
+      const headers: Array<[string, string]> = [];
+      req.headers.forEach((v, k) => headers.push([k, v]));
+      const s: Seen = { method: req.method, url: u.pathname + u.search, headers, bodyLength: len, bodySha256: hash.digest("hex") };
+      seen.push(s);
+      const p = u.pathname;
+      let m: RegExpMatchArray | null;
+      if (p === "/sse") {
+        const enc = new TextEncoder();
+        return new Response(
+          new ReadableStream({
+            async start(c) {
+              for (let i = 0; i < 3; i++) {
+                c.enqueue(enc.encode(`data: event ${i}\n\n`));
+                await Bun.sleep(150);
+              }
+              c.close();
+            },
+          }),
+          { headers: { "content-type": "text/event-stream" } },
+        );
+      }
+      if ((m = p.match(/^\/bytes\/(\d+)$/))) return new Response(pattern(Number(m[1])), { headers: { "content-type": "application/octet-stream" } });
+      if ((m = p.match(/^\/stream\/(\d+)$/))) {
+        const total = Number(m[1]);
+        const full = pattern(total);
+        let off = 0;
+        return new Response(new ReadableStream({
+          pull(c) {
+            if (off >= total) return c.close();
+            const n = Math.min(65536, total - off);
+            c.enqueue(full.subarray(off, off + n));
+            off += n;
+          },
+        }), { headers: { "content-type": "application/octet-stream" } });
+      }
+      if ((m = p.match(/^\/status\/(\d+)$/))) return new Response(null, { status: Number(m[1]), headers: { "x-a": "1" } });
+      if (p === "/cookies") {
+        const h = new Headers();
+        h.append("set-cookie", "a=1; Path=/");
+        h.append("set-cookie", "b=2; Path=/");
+        return new Response("ok", { headers: h });
+      }
+      if (p === "/gzip") return new Response(Bun.gzipSync(new TextEncoder().encode("hello gzip")), { headers: { "content-encoding": "gzip", "content-type": "text/plain" } });
+      if ((m = p.match(/^\/slow\/(\d+)$/))) {
+        await Bun.sleep(Number(m[1]));
+        return Response.json(s);
+      }
+      return Response.json(s, { headers: { "x-upstream": "echo" } });
+    },
+  });
+  return { server, port: server.port!, seen, stop: () => server.stop(true) };
+}
