@@ -23,6 +23,8 @@ export interface Upstream {
   server: Server<undefined>;
   port: number;
   seen: Seen[];
+  /** Resolves the /sse-hold stream's remaining events. */
+  release(): void;
   stop(): void;
 }
 
@@ -34,6 +36,8 @@ export function pattern(n: number): Uint8Array {
 
 export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): Upstream {
   const seen: Seen[] = [];
+  let release: () => void = () => {};
+  let held = new Promise<void>((r) => (release = r));
   const server = Bun.serve({
     hostname: opts.hostname ?? "127.0.0.1",
     port: 0,
@@ -62,6 +66,20 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
                 c.enqueue(enc.encode(`data: event ${i}\n\n`));
                 await Bun.sleep(150);
               }
+              c.close();
+            },
+          }),
+          { headers: { "content-type": "text/event-stream" } },
+        );
+      }
+      if (p === "/sse-hold") {
+        const enc = new TextEncoder();
+        return new Response(
+          new ReadableStream({
+            async start(c) {
+              c.enqueue(enc.encode("data: first\n\n"));
+              await held;
+              c.enqueue(enc.encode("data: second\n\n"));
               c.close();
             },
           }),
@@ -97,5 +115,14 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
       return Response.json(s, { headers: { "x-upstream": "echo" } });
     },
   });
-  return { server, port: server.port!, seen, stop: () => server.stop(true) };
+  return {
+    server,
+    port: server.port!,
+    seen,
+    release: () => {
+      release();
+      held = new Promise<void>((r) => (release = r));
+    },
+    stop: () => server.stop(true),
+  };
 }
