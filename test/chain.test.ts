@@ -1,0 +1,157 @@
+// Upstream proxy chaining through a REAL corporate proxy (Debian's tinyproxy), with and without
+// Basic auth, for HTTPS (CONNECT) and plain HTTP targets; proxy selection rules as unit tests.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ProxySelector } from "../src/intercept/chain.ts";
+import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
+import { curl, parseCurl, run } from "./helpers/clients.ts";
+import { freePort, startProxy, tempDir } from "./helpers/proxy.ts";
+import { makeTestPki, type TestPki } from "./helpers/tls.ts";
+import { startUpstream, type Upstream } from "./helpers/upstream.ts";
+
+const TOKEN = "workload-token-xyz";
+
+describe("proxy selection (httpproxy semantics)", () => {
+  const cfg = (noProxy: string[], proxyAuth = "") => ({ proxyUrl: "http://corp:3128", noProxy, proxyAuth });
+  test("no_proxy entries: exact, sub-domains, leading dot, host:port, *, case", () => {
+    const s = new ProxySelector(cfg(["example.com", ".sub.test", "only.test:8443", "10.0.0.0/8"]), {});
+    expect(s.choose("https", "example.com", 443)).toBeNull();
+    expect(s.choose("https", "a.example.com", 443)).toBeNull();
+    expect(s.choose("https", "sub.test", 443)).not.toBeNull();
+    expect(s.choose("https", "x.sub.test", 443)).toBeNull();
+    expect(s.choose("https", "only.test", 8443)).toBeNull();
+    expect(s.choose("https", "only.test", 443)).not.toBeNull();
+    expect(s.choose("https", "10.1.2.3", 443)).toBeNull();
+    expect(s.choose("https", "EXAMPLE.COM", 443)).toBeNull();
+    expect(new ProxySelector(cfg(["*"]), {}).choose("https", "any.test", 443)).toBeNull();
+  });
+  test("localhost and loopback always bypass", () => {
+    const s = new ProxySelector(cfg([]), {});
+    for (const h of ["localhost", "127.0.0.1", "127.9.9.9", "::1"]) expect(s.choose("https", h, 443)).toBeNull();
+    expect(s.choose("https", "api.test", 443)).toEqual({ url: "http://corp:3128", authorization: undefined });
+  });
+  test("proxy_auth overrides URL userinfo; userinfo used alone; no colon is an init error", () => {
+    const s = new ProxySelector({ proxyUrl: "http://a:b@corp:3128", noProxy: [], proxyAuth: "corp:s3cret" }, {});
+    expect(s.choose("http", "x.test", 80)!.authorization).toBe("Basic " + Buffer.from("corp:s3cret").toString("base64"));
+    const s2 = new ProxySelector({ proxyUrl: "http://a:b@corp:3128", noProxy: [], proxyAuth: "" }, {});
+    expect(s2.choose("http", "x.test", 80)!.authorization).toBe("Basic " + Buffer.from("a:b").toString("base64"));
+    expect(() => new ProxySelector({ proxyUrl: "http://corp:3128", noProxy: [], proxyAuth: "nocolon" }, {})).toThrow(
+      "intercept: upstream.proxy_auth must be in 'user:pass' form",
+    );
+  });
+  test("environment: HTTPS_PROXY / HTTP_PROXY / NO_PROXY when proxy_url is empty", () => {
+    const s = new ProxySelector({ proxyUrl: "", noProxy: [], proxyAuth: "" }, { HTTPS_PROXY: "http://p1:1", HTTP_PROXY: "http://p2:2", NO_PROXY: "skip.test" });
+    expect(s.choose("https", "a.test", 443)!.url).toBe("http://p1:1");
+    expect(s.choose("http", "a.test", 80)!.url).toBe("http://p2:2");
+    expect(s.choose("https", "skip.test", 443)).toBeNull();
+  });
+});
+
+const haveTinyproxy = (() => {
+  const r = Bun.spawnSync(["sh", "-c", "command -v tinyproxy"]);
+  return r.exitCode === 0;
+})();
+if (!haveTinyproxy) console.warn("NOTICE: tinyproxy not installed; chained-proxy tests skipped (CI installs it)");
+
+async function startTinyproxy(auth: string | null): Promise<{ port: number; log: string; stop(): void }> {
+  const dir = tempDir("clef-tinyproxy-");
+  const port = await freePort();
+  const log = join(dir, "tp.log");
+  const conf = [
+    `Port ${port}`,
+    "Listen 127.0.0.1",
+    "Timeout 30",
+    `LogFile "${log}"`,
+    "LogLevel Connect",
+    "MaxClients 20",
+    "Allow 127.0.0.1",
+    ...(auth ? [`BasicAuth ${auth.replace(":", " ")}`] : []),
+  ].join("\n");
+  writeFileSync(join(dir, "tp.conf"), conf + "\n");
+  const proc = Bun.spawn(["tinyproxy", "-d", "-c", join(dir, "tp.conf")], { stdout: "ignore", stderr: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => (s.end(), true), () => false);
+    if (ok) break;
+    await Bun.sleep(50);
+  }
+  return { port, log, stop: () => proc.kill() };
+}
+
+describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
+  let pki: TestPki;
+  let up: Upstream;
+  let httpUp: Upstream;
+  let agent: Agent;
+  beforeAll(() => {
+    // The corporate proxy dials the upstream itself, so the upstream must be reachable by the
+    // proxy's name resolution: we CONNECT to the vetted IP (127.0.0.2), which needs no DNS.
+    pki = makeTestPki(["api.test", "plain.test"], ["127.0.0.2"]);
+    up = startUpstream({ hostname: "127.0.0.2", pki });
+    httpUp = startUpstream({ hostname: "127.0.0.2" });
+    agent = startAgent({
+      services: manifest([
+        { name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } },
+        { name: "pl", host: "plain.test", auth: { scheme: "bearer", credential: "ns/K" } },
+      ]),
+      secrets: { "ns/K": "chained-secret" },
+    });
+  });
+  afterAll(() => {
+    up.stop();
+    httpUp.stop();
+    agent.stop();
+  });
+
+  for (const auth of [null, "corp:s3cret"]) {
+    test(`HTTPS (CONNECT) and plain HTTP through tinyproxy ${auth ? "with" : "without"} Basic auth, secret injected`, async () => {
+      const tp = await startTinyproxy(auth);
+      const port = await freePort();
+      const upstream: Record<string, unknown> = { proxy_url: `http://127.0.0.1:${tp.port}` };
+      if (auth) upstream.proxy_auth = auth;
+      const p = await startProxy({ config: { listen: { port }, upstream }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2", "plain.test": "127.0.0.2" } });
+      const ca = join(p.home, ".config/clef/proxy/ca.crt");
+      const n = up.seen.length;
+      const r = await curl(port, TOKEN, ca, `https://api.test:${up.port}/via-corp`);
+      const res = parseCurl(r.stdout);
+      if (res.status !== 200) console.log(res.body, p.stderr.join("\n"));
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body).headers).toContainEqual(["authorization", "Bearer chained-secret"]);
+      expect(up.seen.length).toBe(n + 1);
+      const plain = await run(["curl", "-sS", "-i", "--proxy", `http://u:${TOKEN}@127.0.0.1:${port}`, `http://plain.test:${httpUp.port}/plain-via-corp`]);
+      expect(parseCurl(plain.stdout).status).toBe(200);
+      const log = existsSync(tp.log) ? await Bun.file(tp.log).text() : "";
+      expect(log).toContain(`CONNECT 127.0.0.2:${up.port}`);
+      p.kill();
+      await p.exited;
+      tp.stop();
+    });
+  }
+
+  test("wrong proxy_auth: the tunnelled request gets a 502 and an audit line (§18.3)", async () => {
+    const tp = await startTinyproxy("corp:s3cret");
+    const port = await freePort();
+    const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${tp.port}`, proxy_auth: "corp:wrong" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    const ca = join(p.home, ".config/clef/proxy/ca.crt");
+    const r = await curl(port, TOKEN, ca, `https://api.test:${up.port}/denied-by-corp`);
+    const res = parseCurl(r.stdout);
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body).error).toBe("clef-proxy: upstream unreachable");
+    const [line] = await p.waitForStdoutLines(1);
+    expect(JSON.parse(line!)).toMatchObject({ status: "tls_error", upstream_status: 502 });
+    p.kill();
+    await p.exited;
+    tp.stop();
+  });
+
+  test("upstream proxy down → 502 with an audit line", async () => {
+    const port = await freePort();
+    const dead = await freePort();
+    const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${dead}` } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    const ca = join(p.home, ".config/clef/proxy/ca.crt");
+    const res = parseCurl((await curl(port, TOKEN, ca, `https://api.test:${up.port}/x`)).stdout);
+    expect(res.status).toBe(502);
+    p.kill();
+    await p.exited;
+  });
+});
