@@ -102,8 +102,7 @@ for (const [who, bin] of bins) {
       expect(r.stdout.toString()).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
     });
 
-    // Ours: exercised once src/serve lands (the dispatch itself is unit-tested below).
-    (who === "reference" ? test : test.skip)("serve passes --config to the server (missing file → the server's read error, exit 2)", async () => {
+    test("serve passes --config to the server (missing file → the server's read error, exit 2)", async () => {
       const r = await runCli(["serve", "-config=/nonexistent/c.json"], { bin });
       expect({ code: r.code, stderr: r.stderr }).toEqual({
         code: 2,
