@@ -56,7 +56,7 @@ function errText(e: unknown): string {
 const serveArgs = {
   config: { type: "string", description: "Path to JSON config file (required)" },
   "lambda-loopback-only": { type: "boolean", description: "Disable Proxy-Authorization (only honored in Lambda)" },
-  services: { type: "string", description: "Path to a services manifest file (standalone mode; reserved)" },
+  services: { type: "string", description: "Standalone mode: services file (agent /v1/services shape + secrets map) used instead of the agent" },
 } as const satisfies ArgsDef;
 
 export const serve = defineCommand({

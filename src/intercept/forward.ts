@@ -6,7 +6,7 @@
 // - chained through the upstream proxy chosen by ProxySelector (CONNECT to the vetted IP).
 import { isIP } from "node:net";
 import type { Config } from "../config/types.ts";
-import { ProxySelector } from "./chain.ts";
+import { type ProxyChoice, ProxySelector } from "./chain.ts";
 import { type Forwarder, type UpstreamRequest, type UpstreamResponse, UpstreamError } from "./forward-types.ts";
 import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
 import { loadTrust } from "./trust.ts";
@@ -32,39 +32,51 @@ export function describeFetchError(e: unknown, req: UpstreamRequest, addr: strin
   return err?.message ? `${err.message}${code ? ` (${code})` : ""}` : String(e);
 }
 
+function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[]): RequestInit & Record<string, unknown> {
+  const headers = new Headers();
+  for (const [k, v] of req.headers) headers.append(k, v);
+  const init: RequestInit & Record<string, unknown> = {
+    method: req.method,
+    headers,
+    redirect: "manual",
+    decompress: false,
+    signal: AbortSignal.any([req.signal, AbortSignal.timeout(UPSTREAM_FIRST_BYTE_TIMEOUT_MS)]),
+    tls: { ca, ...(isIP(req.host) ? {} : { serverName: req.host }) },
+  };
+  if (req.body) {
+    init.body = req.body;
+    init.duplex = "half";
+  }
+  if (proxy) init.proxy = proxy.authorization ? { url: proxy.url, headers: { "Proxy-Authorization": proxy.authorization } } : proxy.url;
+  return init;
+}
+
 export function createForwarder(cfg: Config["upstream"], env: Record<string, string | undefined>): Forwarder {
   const proxies = new ProxySelector(cfg, env);
   const ca = loadTrust(env);
 
   return {
     async forward(req: UpstreamRequest): Promise<UpstreamResponse> {
-      const addr = req.addresses[0];
-      if (!addr) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
-      const url = `${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`;
+      if (req.addresses.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
       const proxy = proxies.choose(req.scheme, req.host, req.port);
-      const timeout = AbortSignal.timeout(UPSTREAM_FIRST_BYTE_TIMEOUT_MS);
-      const headers = new Headers();
-      for (const [k, v] of req.headers) headers.append(k, v);
-      const init: RequestInit & Record<string, unknown> = {
-        method: req.method,
-        headers,
-        redirect: "manual",
-        decompress: false,
-        signal: AbortSignal.any([req.signal, timeout]),
-        tls: { ca, ...(isIP(req.host) ? {} : { serverName: req.host }) },
-      };
-      if (req.body) {
-        init.body = req.body;
-        init.duplex = "half";
+      // Try the vetted addresses in order while nothing of the request has been sent (no body, or
+      // the connection was refused); with a body only the first can be tried.
+      const candidates = req.body ? req.addresses.slice(0, 1) : req.addresses;
+      let res: Response | undefined;
+      let lastErr: unknown;
+      let addr = candidates[0]!;
+      for (addr of candidates) {
+        try {
+          res = await fetch(`${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`, buildInit(req, proxy, ca) as RequestInit);
+          break;
+        } catch (e) {
+          lastErr = e;
+          if (req.signal.aborted) throw new UpstreamError("request cancelled");
+          const code = (e as { code?: string }).code;
+          if (code !== "ConnectionRefused" && code !== "ECONNREFUSED") break;
+        }
       }
-      if (proxy) init.proxy = proxy.authorization ? { url: proxy.url, headers: { "Proxy-Authorization": proxy.authorization } } : proxy.url;
-      let res: Response;
-      try {
-        res = await fetch(url, init as RequestInit);
-      } catch (e) {
-        if (req.signal.aborted) throw new UpstreamError("request cancelled");
-        throw new UpstreamError(describeFetchError(e, req, addr));
-      }
+      if (!res) throw new UpstreamError(describeFetchError(lastErr, req, addr));
       const out: Array<[string, string]> = [];
       res.headers.forEach((value, name) => {
         if (name === "set-cookie") return;

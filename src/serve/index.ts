@@ -2,6 +2,7 @@
 //
 // Exit codes: 0 clean / signal; 1 services fetch or intercept init; 2 config or audit init;
 // 3 agent not ready within 30 s; 4 agent URL/token or workload token; 5 CA; 6 bind.
+import { randomBytes } from "node:crypto";
 import { AgentError, createAgentClient } from "../agent/client.ts";
 import { loadServicesFile } from "../agent/file-source.ts";
 import type { CredentialSource, Manifest } from "../agent/types.ts";
@@ -159,7 +160,15 @@ async function serve(cfg: Config, opts: ServeOptions, mode: { lambda: boolean; l
   }
 
   // Workload token (exit 4) and intercept init (exit 1)
-  const token = env.CLEF_PROXY_TOKEN ?? "";
+  let token = env.CLEF_PROXY_TOKEN ?? "";
+  if (opts.servicesPath && token === "" && !mode.loopback) {
+    // Standalone mode is for a person at a terminal: make a token and say how to use it.
+    token = randomBytes(18).toString("base64url");
+    process.stderr.write(
+      `clef-proxy: standalone mode: CLEF_PROXY_TOKEN was not set, generated one for this run.\n` +
+        `  export HTTPS_PROXY=http://clef:${token}@127.0.0.1:${listener.port}\n`,
+    );
+  }
   if (!mode.loopback && token === "") {
     error("workload auth token missing", { env: "CLEF_PROXY_TOKEN" });
     listener.close();
