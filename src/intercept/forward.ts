@@ -35,6 +35,9 @@ export function describeFetchError(e: unknown, req: UpstreamRequest, addr: strin
 function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[]): RequestInit & Record<string, unknown> {
   const headers = new Headers();
   for (const [k, v] of req.headers) headers.append(k, v);
+  // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
+  // workload sent none, and upstreams see that one (some APIs refuse requests without a UA).
+  if (!headers.has("user-agent")) headers.set("user-agent", "Go-http-client/1.1");
   const init: RequestInit & Record<string, unknown> = {
     method: req.method,
     headers,

@@ -91,16 +91,18 @@ export function parseHead(buf: Uint8Array, maxBytes: number, maxCount: number): 
   };
 }
 
-/** Go net/http's plain-text error answers, used on the listener and inside tunnels. */
+/**
+ * Go net/http's plain-text error answers, byte for byte: only the reasons Go reports publicly
+ * (its `badRequestError`s and the unsupported version) appear, in the status line and the body;
+ * every other parse failure is a bare `400 Bad Request`.
+ */
+const GO_PUBLIC_400 = new Set(["too many Host headers", "malformed Host header", "missing required Host header", "invalid header name", "invalid header value"]);
+const ERROR_HEADERS = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n";
+
 export function errorResponse(status: 400 | 431 | 501 | 505, reason: string): string {
-  const text: Record<number, string> = {
-    400: "400 Bad Request",
-    431: "431 Request Header Fields Too Large",
-    501: "501 Not Implemented",
-    505: "505 HTTP Version Not Supported",
-  };
-  let body = text[status]!;
-  if (status === 505) body += ": unsupported protocol version";
-  else if (status === 400 && reason) body += ": " + reason;
-  return `HTTP/1.1 ${text[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`;
+  if (status === 501) return `HTTP/1.1 501 Not Implemented${ERROR_HEADERS}Unsupported transfer encoding`;
+  if (status === 431) return `HTTP/1.1 431 Request Header Fields Too Large${ERROR_HEADERS}431 Request Header Fields Too Large`;
+  const text = status === 505 ? "505 HTTP Version Not Supported: unsupported protocol version"
+    : GO_PUBLIC_400.has(reason) ? `400 Bad Request: ${reason}` : "400 Bad Request";
+  return `HTTP/1.1 ${text}${ERROR_HEADERS}${text}`;
 }

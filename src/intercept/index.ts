@@ -54,7 +54,7 @@ interface State {
 }
 
 /** Read one request head within the timeouts; null when the peer went away or idled out. */
-async function readHead(conn: Conn, first: boolean, st: State): Promise<RequestHead | { error: string } | null> {
+async function readHead(conn: Conn, first: boolean, st: State): Promise<RequestHead | { error: string; reason: string } | null> {
   let buf: Uint8Array = new Uint8Array(0);
   let deadline = 0;
   for (;;) {
@@ -77,7 +77,7 @@ async function readHead(conn: Conn, first: boolean, st: State): Promise<RequestH
     buf = buf.byteLength ? Buffer.concat([buf, chunk]) : chunk;
     const r = parseHead(buf, MAX_HEADER_BYTES, MAX_HEADER_COUNT);
     if (r.kind === "incomplete") continue;
-    if (r.kind === "error") return { error: errorResponse(r.status, r.reason) };
+    if (r.kind === "error") return { error: errorResponse(r.status, r.reason), reason: r.reason };
     conn.unshift(buf.subarray(r.consumed));
     return r.head;
   }
@@ -97,6 +97,7 @@ async function tunnelLoop(conn: Conn, st: State, tunnel: TunnelInfo): Promise<vo
       first = false;
       if (head === null) break;
       if ("error" in head) {
+        warn("malformed request in tunnel", [["remote", `${conn.clientIp}:${conn.sock.remotePort ?? 0}`], ["host", `${tunnel.connect.host}:${tunnel.connect.port}`], ["reason", head.reason]]);
         await conn.write(head.error).catch(() => {});
         break;
       }

@@ -15,7 +15,7 @@ import type { Forwarder, UpstreamResponse } from "./forward-types.ts";
 import { UpstreamError } from "./forward-types.ts";
 import type { RequestHead } from "./http1.ts";
 import { MAX_DISCARD_BYTES } from "./limits.ts";
-import { jsonResponse, writeUpstreamResponse } from "./respond.ts";
+import { announceClose, jsonResponse, writeUpstreamResponse } from "./respond.ts";
 import type { InterceptDeps } from "./types.ts";
 
 export interface PipelineContext {
@@ -102,7 +102,7 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
   /** Answer without forwarding: the unread body is discarded (bounded) or the connection closes. */
   const answer = async (status: number, json: string): Promise<boolean> => {
     if (!body.finished && !(await body.discard(MAX_DISCARD_BYTES).catch(() => false))) keepAlive = false;
-    await conn.write(jsonResponse(status, json, !keepAlive));
+    await conn.write(jsonResponse(status, json, announceClose(!keepAlive, tunnel !== null, head.keepAlive)));
     return keepAlive;
   };
 
@@ -250,13 +250,13 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
     }
     info("upstream unreachable", [...logBase(), ["err", detail]]);
     keepAlive = keepAlive && body.finished;
-    await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), !keepAlive)).catch(() => {});
+    await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), announceClose(!keepAlive, tunnel !== null, head.keepAlive))).catch(() => {});
     audit("tls_error", { ...okFields, upstreamStatus: 502 });
     return keepAlive;
   }
   try {
     // The request body must be fully consumed before the connection can carry another request.
-    const reusable = await writeUpstreamResponse(conn, res, { method: head.method, clientVersion: head.version, close: !keepAlive });
+    const reusable = await writeUpstreamResponse(conn, res, { method: head.method, clientVersion: head.version, close: !keepAlive, announce: announceClose(!keepAlive, tunnel !== null, head.keepAlive) });
     audit(okStatus, { ...okFields, upstreamStatus: res.status });
     return reusable && body.finished && !conn.closeAfterResponse;
   } catch {

@@ -25,6 +25,17 @@ export interface RespondOptions {
   clientVersion: "HTTP/1.0" | "HTTP/1.1";
   /** Close the connection after this response. */
   close: boolean;
+  /** Say so with `Connection: close` (see `announceClose`). */
+  announce: boolean;
+}
+
+/**
+ * Whether a response on a connection that closes after it carries `Connection: close`: always on
+ * the listener (Go's http.Server does so), inside a tunnel only when the proxy decides to close
+ * (drain, errors) — not when the client asked, where the reference's tunnel responses carry none.
+ */
+export function announceClose(close: boolean, inTunnel: boolean, clientKeepAlive: boolean): boolean {
+  return close && (!inTunnel || clientKeepAlive);
 }
 
 /** Stream an upstream response. Returns whether the connection can stay open. */
@@ -39,6 +50,7 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
     head += `${canonicalHeaderName(k)}: ${v}\r\n`;
   }
   let close = opts.close;
+  const announce = opts.announce;
   let chunked = false;
   if (noBody) {
     // HEAD keeps the upstream's Content-Length (it describes the GET); 1xx/204/304 carry none.
@@ -51,7 +63,7 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
   } else {
     close = true; // HTTP/1.0: close-delimited
   }
-  if (close) head += "Connection: close\r\n";
+  if (announce) head += "Connection: close\r\n";
   await conn.write(head + "\r\n");
   if (noBody || !res.body) {
     if (!noBody && chunked) await conn.write("0\r\n\r\n");
@@ -70,15 +82,15 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
 }
 
 /** A complete small response (errors, 407, 100-continue excluded). */
-export function simpleResponse(status: number, headers: Array<[string, string]>, body: string, close: boolean): string {
+export function simpleResponse(status: number, headers: Array<[string, string]>, body: string, announceClose: boolean): string {
   let head = statusLine(status);
   for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
   head += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
-  if (close) head += "Connection: close\r\n";
+  if (announceClose) head += "Connection: close\r\n";
   return head + "\r\n" + body;
 }
 
 /** JSON error body response (Go json.Encoder body already encoded). */
-export function jsonResponse(status: number, body: string, close: boolean): Uint8Array {
-  return Buffer.from(simpleResponse(status, [["Content-Type", "application/json"]], body, close), "utf8");
+export function jsonResponse(status: number, body: string, announceClose: boolean): Uint8Array {
+  return Buffer.from(simpleResponse(status, [["Content-Type", "application/json"]], body, announceClose), "utf8");
 }
