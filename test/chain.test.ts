@@ -1,12 +1,13 @@
 // Upstream proxy chaining through a REAL corporate proxy (Debian's tinyproxy), with and without
 // Basic auth, for HTTPS (CONNECT) and plain HTTP targets; proxy selection rules as unit tests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ProxySelector } from "../src/intercept/chain.ts";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
 import { curl, parseCurl, run } from "./helpers/clients.ts";
-import { freePort, startProxy, tempDir } from "./helpers/proxy.ts";
+import { freePort, startProxy } from "./helpers/proxy.ts";
+import { haveTinyproxy, startTinyproxy } from "./helpers/tinyproxy.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
 import { startUpstream, type Upstream } from "./helpers/upstream.ts";
 
@@ -47,36 +48,6 @@ describe("proxy selection (httpproxy semantics)", () => {
     expect(s.choose("https", "skip.test", 443)).toBeNull();
   });
 });
-
-const haveTinyproxy = (() => {
-  const r = Bun.spawnSync(["sh", "-c", "command -v tinyproxy"]);
-  return r.exitCode === 0;
-})();
-if (!haveTinyproxy) console.warn("NOTICE: tinyproxy not installed; chained-proxy tests skipped (CI installs it)");
-
-async function startTinyproxy(auth: string | null): Promise<{ port: number; log: string; stop(): void }> {
-  const dir = tempDir("clef-tinyproxy-");
-  const port = await freePort();
-  const log = join(dir, "tp.log");
-  const conf = [
-    `Port ${port}`,
-    "Listen 127.0.0.1",
-    "Timeout 30",
-    `LogFile "${log}"`,
-    "LogLevel Connect",
-    "MaxClients 20",
-    "Allow 127.0.0.1",
-    ...(auth ? [`BasicAuth ${auth.replace(":", " ")}`] : []),
-  ].join("\n");
-  writeFileSync(join(dir, "tp.conf"), conf + "\n");
-  const proc = Bun.spawn(["tinyproxy", "-d", "-c", join(dir, "tp.conf")], { stdout: "ignore", stderr: "ignore" });
-  for (let i = 0; i < 100; i++) {
-    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => (s.end(), true), () => false);
-    if (ok) break;
-    await Bun.sleep(50);
-  }
-  return { port, log, stop: () => proc.kill() };
-}
 
 describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
   let pki: TestPki;

@@ -78,6 +78,8 @@ export function tunnelExchange(
   servername: string | undefined,
   data: string | Uint8Array,
   timeoutMs = 3000,
+  /** Resolve as soon as the answer so far satisfies this (the proxy may keep the tunnel open). */
+  until?: (answer: string) => boolean,
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     const raw = netConnect(port, "127.0.0.1", () => {
@@ -92,7 +94,13 @@ export function tunnelExchange(
       const chunks: Buffer[] = [];
       const t = tlsConnect({ socket: raw, ca, servername, ALPNProtocols: ["http/1.1"] }, () => t.write(data));
       const done = () => resolve(Buffer.concat(chunks).toString("latin1"));
-      t.on("data", (d: Buffer) => chunks.push(d));
+      let seen = "";
+      t.on("data", (d: Buffer) => {
+        chunks.push(d);
+        if (!until) return;
+        seen += d.toString("latin1");
+        if (until(seen)) t.destroy();
+      });
       t.on("close", done);
       t.on("error", (e) => (chunks.length ? done() : reject(e)));
       setTimeout(() => t.destroy(), timeoutMs);
