@@ -1,0 +1,275 @@
+// `npm run bench`: ours vs the reference binary (and mitmproxy when installed) vs direct, in one run,
+// on this machine. Prints a table with ratios and target verdicts; writes bench/results/latest.json.
+//
+// Pieces: a Go HTTPS upstream and a Go load generator (bench/loadgen, built with the installed Go),
+// the scripted agent of the tests (in this process; idle while load runs except for the reference's
+// per-request secret fetches, which are part of its cost), each proxy under `unshare -m` with a
+// private /etc/hosts so `api.test` names the upstream. Cells are short (BENCH_SECONDS, default 4 s):
+// the numbers are ratios within one run, not absolutes.
+import { $ } from "bun";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { measure, median } from "./coldstart.ts";
+
+const ROOT = resolve(import.meta.dir, "..");
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const QUICK = process.argv.includes("--quick"); // harness smoke test: tiny cells, no ref comparison needed
+const CELL = QUICK ? "0.5s" : `${SECONDS}s`;
+const STREAM_BYTES = QUICK ? 8 * 1024 * 1024 : 100 * 1024 * 1024;
+const MINT_HOSTS = QUICK ? 5 : 40;
+
+// ---------------------------------------------------------------------------------------------
+// Build
+
+console.log("building our binary and the Go load generator…");
+await $`${process.execPath} ${join(ROOT, "scripts/build.ts")}`.quiet();
+const work = join(tmpdir(), `clef-bench-${process.pid}`);
+mkdirSync(work, { recursive: true });
+const LOADGEN = join(work, "loadgen");
+await $`go build -o ${LOADGEN} main.go`.cwd(join(import.meta.dir, "loadgen")).env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>).quiet();
+
+const { OUR_BIN, REF_BIN } = await import("../test/helpers/bin.ts");
+const { startAgent, manifest, agentEnv } = await import("../test/helpers/agent.ts");
+const { startProxy, freePort } = await import("../test/helpers/proxy.ts");
+const { makeTestPki } = await import("../test/helpers/tls.ts");
+type ProxyProcess = Awaited<ReturnType<typeof startProxy>>;
+
+const TOKEN = "bench-token-0123456789";
+const mintNames = Array.from({ length: MINT_HOSTS * 3 }, (_, i) => `m${i}.test`);
+const pki = makeTestPki(["api.test", ...mintNames], ["127.0.0.2"]);
+
+// ---------------------------------------------------------------------------------------------
+// Upstream (Go, separate process)
+
+const upstream = Bun.spawn([LOADGEN, "serve", "-addr", "127.0.0.2:0", "-cert", pki.certPath, "-key", pki.keyPath], { stdout: "pipe", stderr: "inherit" });
+const upPort = await (async () => {
+  const reader = (upstream.stdout as ReadableStream<Uint8Array>).getReader();
+  let text = "";
+  while (!/listening (\d+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("upstream exited");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return Number(/listening (\d+)/.exec(text)![1]);
+})();
+
+const agent = startAgent({
+  services: manifest([{ name: "api", host: "api.test", auth: { scheme: "bearer", credential: "bench/KEY" } }], mintNames),
+  secrets: { "bench/KEY": "bench-secret-value" },
+});
+const hosts: Record<string, string> = { "api.test": "127.0.0.2" };
+for (const n of mintNames) hosts[n] = "127.0.0.2";
+
+// ---------------------------------------------------------------------------------------------
+// Measurement helpers
+
+interface Load {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50_us: number;
+  p99_us: number;
+  bytes: number;
+  seconds: number;
+  first_error?: string;
+}
+
+async function loadgen(args: string[]): Promise<Load> {
+  const p = Bun.spawn([LOADGEN, "load", ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`loadgen ${args.join(" ")} exited ${code}: ${err}`);
+  return JSON.parse(out) as Load;
+}
+
+function rssKiB(pid: number): { rss: number; hwm: number } {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, "utf8");
+    return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0), hwm: Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0) };
+  } catch {
+    return { rss: 0, hwm: 0 };
+  }
+}
+
+/** The proxy's own pid: under `unshare … sh -c exec`, the exec chain keeps the spawned pid. */
+const pidOf = (p: ProxyProcess) => p.pid;
+
+interface Target {
+  name: string;
+  kind: "direct" | "proxy";
+  proxy?: ProxyProcess;
+  port?: number;
+  ca?: string; // CA file the load generator trusts
+}
+
+async function startTarget(name: string, bin: string): Promise<Target & { spawnToListenMs: number }> {
+  const port = await freePort();
+  const t0 = performance.now();
+  const proxy = await startProxy({ bin, config: { listen: { port }, metadata: { proxy_id: "bench" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts });
+  const spawnToListenMs = performance.now() - t0;
+  // drain stdout (audit lines) so the pipe never blocks: the collector in startProxy keeps lines in
+  // memory; drop them periodically so a long run does not grow this process
+  const trim = setInterval(() => proxy.stdout.splice(0, proxy.stdout.length), 500);
+  proxy.exited.then(() => clearInterval(trim));
+  return { name, kind: "proxy", proxy, port, ca: join(proxy.home, ".config/clef/proxy/ca.crt"), spawnToListenMs };
+}
+
+function clientArgs(t: Target, url: string): string[] {
+  if (t.kind === "direct") return ["-url", url, "-ca", pki.caPath, "-resolve", "api.test=127.0.0.2"];
+  return ["-url", url, "-proxy", `http://x:${TOKEN}@127.0.0.1:${t.port}`, "-ca", t.ca!];
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  if (!t.proxy) return;
+  t.proxy.kill("SIGKILL");
+  await t.proxy.exited;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+interface TargetResult {
+  cells: Record<string, Load>;
+  spawn_to_listening_ms?: number;
+  idle_rss_mib?: number;
+  peak_rss_mib?: number;
+  mint_first_request_p50_us?: number;
+  mint_first_request_p99_us?: number;
+  stream?: { mib_per_s: number; rss_growth_mib: number; bytes: number };
+  version_cold_start_ms?: number;
+}
+
+const results: Record<string, TargetResult> = {};
+const URL = `https://api.test:${upPort}/`;
+const cells: Array<{ c: number; keepalive: boolean }> = [];
+for (const keepalive of [true, false]) for (const c of [1, 16, 64]) cells.push({ c, keepalive });
+const cellName = (c: number, ka: boolean) => `c${c}-${ka ? "keepalive" : "newconn"}`;
+
+const targets: Array<{ name: string; bin?: string }> = [{ name: "direct" }];
+if (REF_BIN) targets.push({ name: "reference", bin: REF_BIN });
+else console.log("NOTICE: reference binary not installed (optional dependency): no ratios against it");
+targets.push({ name: "ours", bin: OUR_BIN });
+if (Bun.which("mitmdump")) console.log("NOTICE: mitmdump found but the mitmproxy column is not implemented in this harness yet");
+else console.log("NOTICE: mitmdump not installed (apt-get install mitmproxy): no mitmproxy column");
+
+for (const spec of targets) {
+  console.log(`\n== ${spec.name}`);
+  const r: TargetResult = { cells: {} };
+  results[spec.name] = r;
+  let t: Target;
+  if (!spec.bin) t = { name: "direct", kind: "direct" };
+  else {
+    // spawn → listening, a few times (the last process is kept for the load)
+    const times: number[] = [];
+    let started: Awaited<ReturnType<typeof startTarget>> | undefined;
+    for (let i = 0; i < (QUICK ? 1 : 5); i++) {
+      if (started) await stopTarget(started);
+      started = await startTarget(spec.name, spec.bin);
+      times.push(started.spawnToListenMs);
+    }
+    t = started!;
+    r.spawn_to_listening_ms = median(times.sort((a, b) => a - b));
+    r.version_cold_start_ms = median(measure(spec.bin, QUICK ? 3 : 20));
+    await Bun.sleep(300);
+    r.idle_rss_mib = rssKiB(pidOf(t.proxy!)).rss / 1024;
+  }
+  // warm-up (and the first leaf for api.test)
+  await loadgen([...clientArgs(t, URL), "-c", "4", "-d", "0.5s"]);
+  for (const { c, keepalive } of cells) {
+    const res = await loadgen([...clientArgs(t, URL), "-c", String(c), "-d", CELL, `-keepalive=${keepalive}`]);
+    r.cells[cellName(c, keepalive)] = res;
+    console.log(`  ${cellName(c, keepalive).padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}`);
+  }
+  if (t.proxy) {
+    r.peak_rss_mib = rssKiB(pidOf(t.proxy)).hwm / 1024;
+    // first request to never-seen hosts: each name needs a new leaf (passthrough hosts: no secret)
+    const offset = spec.name === "reference" ? 0 : spec.name === "ours" ? MINT_HOSTS : 2 * MINT_HOSTS;
+    const urls = mintNames.slice(offset, offset + MINT_HOSTS).map((n) => `https://${n}:${upPort}/`);
+    const mint = await loadgen([...clientArgs(t, URL), "-urls", urls.join(","), "-keepalive=false"]);
+    r.mint_first_request_p50_us = mint.p50_us;
+    r.mint_first_request_p99_us = mint.p99_us;
+    console.log(`  mint (${MINT_HOSTS} new hosts)  p50 ${(mint.p50_us / 1000).toFixed(2)} ms  p99 ${(mint.p99_us / 1000).toFixed(2)} ms  errors ${mint.errors}`);
+  }
+  // one large streamed body, RSS sampled while it flows
+  {
+    const before = t.proxy ? rssKiB(pidOf(t.proxy)).rss : 0;
+    let max = before;
+    const timer = t.proxy ? setInterval(() => (max = Math.max(max, rssKiB(pidOf(t.proxy!)).rss)), 25) : undefined;
+    const res = await loadgen([...clientArgs(t, `https://api.test:${upPort}/bytes/${STREAM_BYTES}`), "-n", "1"]);
+    if (timer) clearInterval(timer);
+    r.stream = { mib_per_s: res.bytes / 1048576 / res.seconds, rss_growth_mib: (max - before) / 1024, bytes: res.bytes };
+    console.log(`  stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${r.stream.mib_per_s.toFixed(0)} MiB/s  RSS growth ${r.stream.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)`);
+  }
+  await stopTarget(t);
+}
+
+upstream.kill();
+agent.stop();
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const ref = results.reference;
+const ours = results.ours!;
+const direct = results.direct!;
+const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
+const f = (x: number | undefined, d = 1) => (x === undefined ? "–" : x.toFixed(d));
+
+const rows: string[][] = [["metric", "direct", "reference", "ours", "ours/ref"]];
+for (const { c, keepalive } of cells) {
+  const k = cellName(c, keepalive);
+  rows.push([`${k} req/s`, f(direct.cells[k]?.rps, 0), f(ref?.cells[k]?.rps, 0), f(ours.cells[k]?.rps, 0), f(ratio(ours.cells[k]?.rps, ref?.cells[k]?.rps), 2)]);
+  rows.push([`${k} p50 ms`, f(direct.cells[k]!.p50_us / 1000, 2), f(ref ? ref.cells[k]!.p50_us / 1000 : undefined, 2), f(ours.cells[k]!.p50_us / 1000, 2), f(ratio(ours.cells[k]?.p50_us, ref?.cells[k]?.p50_us), 2)]);
+  rows.push([`${k} p99 ms`, f(direct.cells[k]!.p99_us / 1000, 2), f(ref ? ref.cells[k]!.p99_us / 1000 : undefined, 2), f(ours.cells[k]!.p99_us / 1000, 2), f(ratio(ours.cells[k]?.p99_us, ref?.cells[k]?.p99_us), 2)]);
+}
+rows.push(["first request, new host p50 ms", "–", f(ref ? ref.mint_first_request_p50_us! / 1000 : undefined, 2), f(ours.mint_first_request_p50_us! / 1000, 2), f(ratio(ours.mint_first_request_p50_us, ref?.mint_first_request_p50_us), 2)]);
+rows.push(["--version cold start ms", "–", f(ref?.version_cold_start_ms), f(ours.version_cold_start_ms), f(ratio(ours.version_cold_start_ms, ref?.version_cold_start_ms), 2)]);
+rows.push(["spawn → listening ms", "–", f(ref?.spawn_to_listening_ms), f(ours.spawn_to_listening_ms), f(ratio(ours.spawn_to_listening_ms, ref?.spawn_to_listening_ms), 2)]);
+rows.push(["idle RSS MiB", "–", f(ref?.idle_rss_mib), f(ours.idle_rss_mib), f(ratio(ours.idle_rss_mib, ref?.idle_rss_mib), 2)]);
+rows.push(["peak RSS under load MiB", "–", f(ref?.peak_rss_mib), f(ours.peak_rss_mib), f(ratio(ours.peak_rss_mib, ref?.peak_rss_mib), 2)]);
+rows.push([`stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB MiB/s`, f(direct.stream?.mib_per_s, 0), f(ref?.stream?.mib_per_s, 0), f(ours.stream?.mib_per_s, 0), f(ratio(ours.stream?.mib_per_s, ref?.stream?.mib_per_s), 2)]);
+rows.push(["stream RSS growth MiB", "–", f(ref?.stream?.rss_growth_mib), f(ours.stream?.rss_growth_mib), "–"]);
+
+const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+const table = rows.map((r) => "| " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ") + " |");
+table.splice(1, 0, "|" + widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|");
+
+// Targets (issue 7): ratios within this run
+const added = (t: TargetResult | undefined) => (t ? t.cells["c1-keepalive"]!.p50_us - direct.cells["c1-keepalive"]!.p50_us : undefined);
+const targetsMet: Array<{ target: string; value: string; met: boolean | null }> = [
+  { target: "keep-alive c=16 throughput ≥ 1.5× reference", value: f(ratio(ours.cells["c16-keepalive"]?.rps, ref?.cells["c16-keepalive"]?.rps), 2) + "×", met: ref ? ours.cells["c16-keepalive"]!.rps >= 1.5 * ref.cells["c16-keepalive"]!.rps : null },
+  { target: "p50 added latency (c=1 keep-alive, vs direct) ≤ reference's", value: `${f(added(ours)! / 1000, 3)} ms vs ${f(ref ? added(ref)! / 1000 : undefined, 3)} ms`, met: ref ? added(ours)! <= added(ref)! : null },
+  { target: "new-connection req/s ≥ reference (c=16)", value: f(ratio(ours.cells["c16-newconn"]?.rps, ref?.cells["c16-newconn"]?.rps), 2) + "×", met: ref ? ours.cells["c16-newconn"]!.rps >= ref.cells["c16-newconn"]!.rps : null },
+  { target: "--version ≤ 3× reference", value: f(ratio(ours.version_cold_start_ms, ref?.version_cold_start_ms), 2) + "×", met: ref ? ours.version_cold_start_ms! <= 3 * ref.version_cold_start_ms! : null },
+  { target: "peak RSS under load ≤ 150 MiB", value: `${f(ours.peak_rss_mib)} MiB`, met: ours.peak_rss_mib! <= 150 },
+  { target: `${(STREAM_BYTES / 1048576).toFixed(0)} MiB streamed with RSS growth < 32 MiB`, value: `${f(ours.stream?.rss_growth_mib)} MiB`, met: ours.stream!.rss_growth_mib < 32 },
+];
+
+const cpu = (() => {
+  try {
+    return /model name\s*:\s*(.+)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "";
+  } catch {
+    return "";
+  }
+})();
+console.log(`\n${new Date().toISOString()}  ${process.platform}-${process.arch}  ${navigator.hardwareConcurrency} cpus  ${cpu}  cells ${CELL}\n`);
+console.log(table.join("\n"));
+console.log("\nTargets:");
+for (const t of targetsMet) console.log(`  ${t.met === null ? "n/a " : t.met ? "MET " : "MISS"}  ${t.target}: ${t.value}`);
+
+const report = {
+  date: new Date().toISOString(),
+  machine: { platform: process.platform, arch: process.arch, cpus: navigator.hardwareConcurrency, cpu },
+  bun: Bun.version,
+  cell_seconds: QUICK ? 0.5 : SECONDS,
+  quick: QUICK,
+  results,
+  targets: targetsMet,
+  table: table.join("\n"),
+};
+const outFile = process.env.BENCH_OUT ?? join(ROOT, "bench/results", QUICK ? "quick.json" : "latest.json");
+mkdirSync(resolve(outFile, ".."), { recursive: true });
+writeFileSync(outFile, JSON.stringify(report, null, 2) + "\n");
+console.log(`\nwritten ${outFile}`);
+if (existsSync(work)) await $`rm -rf ${work}`.quiet();
