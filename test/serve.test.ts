@@ -175,6 +175,16 @@ describe("exit codes", () => {
     await p.exited;
   });
 
+  test("an https:// agent is verified against SSL_CERT_FILE's roots", async () => {
+    const pki = makeTestPki([], ["127.0.0.1"]);
+    const a = agent({ tls: pki, services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]) });
+    expect(a.url).toStartWith("https://");
+    const p = await startProxy({ config: { listen: { port: await freePort() } }, env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath } });
+    expect(a.calls.map((c) => c.path)).toEqual(["/v1/ready", "/v1/services"]);
+    p.kill();
+    expect(await p.exited).toBe(0);
+  });
+
   test("0: a signal during the readiness probe", async () => {
     const p = spawnProxy({ config: { listen: { port: await freePort() } }, env: agentEnv(agent({ ready: 503 })) });
     await p.waitForStderr(/clef-proxy starting/);

@@ -21,6 +21,8 @@ export interface AgentScript {
   /** handle "ns/key" → secret value (JSON string 200) or a handler. Unknown → 404. */
   secrets?: Record<string, string | Handler>;
   token?: string;
+  /** Serve HTTPS with this certificate (default: plain HTTP). */
+  tls?: { cert: string; key: string };
 }
 
 export interface Agent {
@@ -42,6 +44,7 @@ export function startAgent(script: AgentScript = {}): Agent {
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
+    tls: script.tls,
     async fetch(req) {
       const u = new URL(req.url);
       const call: AgentCall = { method: req.method, path: u.pathname + u.search, headers: Object.fromEntries(req.headers), at: Date.now() };
@@ -73,7 +76,7 @@ export function startAgent(script: AgentScript = {}): Agent {
     },
   });
   return {
-    url: `http://127.0.0.1:${server.port}`,
+    url: `${script.tls ? "https" : "http"}://127.0.0.1:${server.port}`,
     port: server.port!,
     calls,
     server,
