@@ -2,6 +2,8 @@
 // Basic auth, for HTTPS (CONNECT) and plain HTTP targets; proxy selection rules as unit tests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
+import { connect as netConnect } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { join } from "node:path";
 import { ProxySelector } from "../src/intercept/chain.ts";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
@@ -124,5 +126,67 @@ describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
     expect(res.status).toBe(502);
     p.kill();
     await p.exited;
+  });
+});
+
+describe("an https:// upstream proxy (§18.15)", () => {
+  /** A TLS-speaking CONNECT proxy on 127.0.0.1 that records what it was asked. */
+  function tlsConnectProxy(cert: { cert: string; key: string }) {
+    const seen: string[] = [];
+    const server = createTlsServer({ cert: cert.cert, key: cert.key }, (client) => {
+      let head = "";
+      const onData = (d: Buffer) => {
+        head += d.toString("latin1");
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        client.off("data", onData);
+        seen.push(head.slice(0, end));
+        const m = /^CONNECT ([^ ]+):(\d+) /.exec(head);
+        if (!m) return client.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+        const up = netConnect(Number(m[2]), m[1]!, () => {
+          client.write("HTTP/1.1 200 Connection established\r\n\r\n");
+          const rest = head.slice(end + 4);
+          if (rest) up.write(Buffer.from(rest, "latin1"));
+          client.pipe(up).pipe(client);
+        });
+        up.on("error", () => client.destroy());
+      };
+      client.on("data", onData);
+      client.on("error", () => {});
+    });
+    return new Promise<{ port: number; seen: string[]; close(): void }>((resolve) =>
+      server.listen(0, "127.0.0.1", () => resolve({ port: (server.address() as { port: number }).port, seen, close: () => server.close() })),
+    );
+  }
+
+  test("a proxy whose certificate is trusted carries the request; an untrusted one gets nothing and the workload a 502", async () => {
+    const pki = makeTestPki(["api.test"], ["127.0.0.1", "127.0.0.2"]);
+    const rogue = makeTestPki(["api.test"], ["127.0.0.1"]);
+    const up = startUpstream({ hostname: "127.0.0.2", pki });
+    const agent = startAgent({ services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]), secrets: { "ns/K": "tls-proxy-secret" } });
+    try {
+      for (const [name, certs, ok] of [["trusted", pki, true], ["untrusted", rogue, false]] as const) {
+        const corp = await tlsConnectProxy(certs);
+        const port = await freePort();
+        const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `https://127.0.0.1:${corp.port}`, proxy_auth: "corp:pw" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+        const r = await curl(port, TOKEN, join(p.home, ".config/clef/proxy/ca.crt"), `https://api.test:${up.port}/${name}`);
+        const res = parseCurl(r.stdout);
+        if (ok) {
+          expect(res.status).toBe(200);
+          expect(corp.seen.length).toBe(1);
+          expect(corp.seen[0]).toStartWith(`CONNECT 127.0.0.2:${up.port} HTTP/1.1\r\n`);
+          expect(corp.seen[0]).toContain(`Proxy-Authorization: Basic ${Buffer.from("corp:pw").toString("base64")}`);
+        } else {
+          expect(res.status).toBe(502);
+          expect(corp.seen).toEqual([]); // the TLS handshake failed before the CONNECT (and its credentials) was sent
+        }
+        p.kill();
+        await p.exited;
+        corp.close();
+      }
+    } finally {
+      up.stop();
+      agent.stop();
+    }
   });
 });
