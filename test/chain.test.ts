@@ -1,17 +1,17 @@
 // Upstream proxy chaining through a REAL corporate proxy (Debian's tinyproxy), with and without
 // Basic auth, for HTTPS (CONNECT) and plain HTTP targets; proxy selection rules as unit tests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { join } from "node:path";
 import { ProxySelector } from "../src/intercept/chain.ts";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
-import { curl, parseCurl, run } from "./helpers/clients.ts";
+import { curl, parseCurl, run, tunnelExchange } from "./helpers/clients.ts";
 import { freePort, startProxy } from "./helpers/proxy.ts";
 import { haveTinyproxy, startTinyproxy } from "./helpers/tinyproxy.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
-import { startUpstream, type Upstream } from "./helpers/upstream.ts";
+import { startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "./helpers/upstream.ts";
 
 const TOKEN = "workload-token-xyz";
 
@@ -100,6 +100,27 @@ describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
       tp.stop();
     });
   }
+
+  test("a WebSocket upgrade goes through the corporate proxy too (CONNECT to the vetted address, then TLS)", async () => {
+    const tp = await startTinyproxy("corp:s3cret");
+    const ws = startWsUpstream({ hostname: "127.0.0.2", pki });
+    const port = await freePort();
+    const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${tp.port}`, proxy_auth: "corp:s3cret" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    try {
+      const req = `GET /chat HTTP/1.1\r\nHost: api.test:${ws.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+      const raw = await tunnelExchange(port, TOKEN, `api.test:${ws.port}`, readFileSync(join(p.home, ".config/clef/proxy/ca.crt"), "utf8"), "api.test",
+        Buffer.concat([Buffer.from(req), wsClientFrame("via corp")]), 5000, (a) => wsServerText(a) !== null);
+      expect(raw).toStartWith("HTTP/1.1 101 ");
+      expect(wsServerText(raw)).toBe("echo:via corp");
+      expect(ws.upgrades[0]).toContainEqual(["authorization", "Bearer chained-secret"]);
+      expect(await Bun.file(tp.log).text()).toContain(`CONNECT 127.0.0.2:${ws.port}`);
+    } finally {
+      p.kill();
+      await p.exited;
+      ws.stop();
+      tp.stop();
+    }
+  });
 
   test("wrong proxy_auth: the tunnelled request gets a 502 and an audit line (§18.3)", async () => {
     const tp = await startTinyproxy("corp:s3cret");

@@ -9,7 +9,7 @@ import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
 import { curl, parseCurl, rawExchange, run, tunnelExchange } from "./helpers/clients.ts";
 import { freePort, startProxy, tempDir, type ProxyProcess } from "./helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
-import { pattern, startUpstream, type Upstream } from "./helpers/upstream.ts";
+import { pattern, startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "./helpers/upstream.ts";
 
 const TOKEN = "workload-token-xyz";
 const SECRETS: Record<string, string> = { "ns/KEY": "s3cr3t-bearer-value", "ns/HDR": "hdr-secret-42", "ns/Q": "q secret&=/é+%", "ns/DUP": "dup-secret" };
@@ -364,6 +364,40 @@ describe("responses and streaming", () => {
     expect(d.stdout).toBe(String(256 << 20));
     expect(peak - before).toBeLessThan(64 << 20);
   }, 120_000);
+});
+
+describe("WebSocket (§10): the upgrade is relayed with the credential injected", () => {
+  const upgradeRequest = (host: string, port: number) =>
+    `GET /chat HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+
+  test("101 relayed, frames flow both ways, the upstream saw the secret, audit upstream_status 101", async () => {
+    const ws = startWsUpstream({ hostname: "127.0.0.2", pki });
+    try {
+      const raw = await tunnelExchange(port, TOKEN, `api.test:${ws.port}`, readFileSync(proxyCa, "utf8"), "api.test",
+        Buffer.concat([Buffer.from(upgradeRequest("api.test", ws.port)), wsClientFrame("hello")]), 5000, (a) => wsServerText(a) !== null);
+      expect(raw).toStartWith("HTTP/1.1 101 Switching Protocols\r\n");
+      expect(wsServerText(raw)).toBe("echo:hello");
+      const h = Object.fromEntries(ws.upgrades[0]!);
+      expect(h.authorization).toBe(`Bearer ${SECRETS["ns/KEY"]}`);
+      expect(h.upgrade).toBe("websocket");
+      expect(h.connection?.toLowerCase()).toContain("upgrade");
+      const a = await auditFor(h["x-clef-request-id"]!);
+      expect(a).toMatchObject({ status: "injected", upstream_status: 101, path: "/chat", service: "gh" });
+    } finally {
+      ws.stop();
+    }
+  });
+
+  test("an upstream whose certificate is not trusted gets no byte; the workload a 502", async () => {
+    const rogue = startWsUpstream({ hostname: "127.0.0.2", pki: makeTestPki(["untrusted.test"], ["127.0.0.2"]) });
+    try {
+      const raw = await tunnelExchange(port, TOKEN, `untrusted.test:${rogue.port}`, readFileSync(proxyCa, "utf8"), "untrusted.test", upgradeRequest("untrusted.test", rogue.port), 3000, (x) => x.endsWith("}\n"));
+      expect(raw).toStartWith("HTTP/1.1 502 Bad Gateway\r\n");
+      expect(rogue.upgrades).toEqual([]);
+    } finally {
+      rogue.stop();
+    }
+  });
 });
 
 describe("plain HTTP (absolute-form)", () => {

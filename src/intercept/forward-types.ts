@@ -30,6 +30,19 @@ export interface UpstreamResponse {
 /** message = the 502 "detail" text; never contains a secret. */
 export class UpstreamError extends Error {}
 
+/** The client side of an upgraded connection, as the relay sees it. */
+export interface ByteDuplex {
+  read(timeoutMs?: number): Promise<Uint8Array | null>;
+  write(data: Uint8Array | string): Promise<void>;
+  end(): void;
+}
+
 export interface Forwarder {
   forward(req: UpstreamRequest): Promise<UpstreamResponse>;
+  /**
+   * Relay a protocol-upgrade request (no body) over a raw connection; `onResponse` gets the
+   * upstream status before its head is written to the client. Rejects with UpstreamError only
+   * before that point.
+   */
+  upgrade(req: UpstreamRequest, client: ByteDuplex, onResponse: (status: number) => void): Promise<void>;
 }

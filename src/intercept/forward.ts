@@ -10,6 +10,7 @@ import { type ProxyChoice, ProxySelector } from "./chain.ts";
 import { type Forwarder, type UpstreamRequest, type UpstreamResponse, UpstreamError } from "./forward-types.ts";
 import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
 import { loadTrust } from "./trust.ts";
+import { relayUpgrade } from "./upgrade.ts";
 
 const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s === 304;
 
@@ -59,6 +60,9 @@ export function createForwarder(cfg: Config["upstream"], env: Record<string, str
   const ca = loadTrust(env);
 
   return {
+    async upgrade(req, client, onResponse) {
+      return relayUpgrade(client, req, ca, proxies.choose(req.scheme, req.host, req.port), onResponse);
+    },
     async forward(req: UpstreamRequest): Promise<UpstreamResponse> {
       if (req.addresses.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
       const proxy = proxies.choose(req.scheme, req.host, req.port);

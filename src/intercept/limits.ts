@@ -18,3 +18,7 @@ export const MAX_CONNECTIONS = 4096;
 export const INPUT_HIGH_WATER = 1 << 20;
 /** A request body we refuse without forwarding is discarded up to this size, else the connection closes. */
 export const MAX_DISCARD_BYTES = 1 << 20;
+/** Dial (and TLS handshake) to an upstream on the raw-socket upgrade path. */
+export const UPSTREAM_CONNECT_TIMEOUT_MS = 30_000;
+/** An upgraded (WebSocket) connection with no byte in either direction for this long is closed. */
+export const UPGRADED_IDLE_TIMEOUT_MS = 600_000;

@@ -173,8 +173,11 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
     return r;
   }
 
-  // 3. Build the upstream request headers.
-  let headers: Headers = stripHopByHop(head.headers);
+  // 3. Build the upstream request headers (an upgrade keeps Upgrade and Connection: §10, §18.8).
+  const connectionTokens = getHeaders(head.headers, "connection").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
+  const isUpgrade = head.method === "GET" && head.version === "HTTP/1.1" && head.framing.kind === "none" &&
+    getHeader(head.headers, "upgrade") !== undefined && connectionTokens.includes("upgrade");
+  let headers: Headers = stripHopByHop(head.headers, { upgrade: isUpgrade });
   headers = deleteHeader(headers, "expect");
   if (absolute) headers = setHeader(headers, "Host", absolute.port ? `${absolute.host}:${absolute.port}` : absolute.host);
   headers = setHeader(headers, "X-Clef-Request-Id", requestId);
@@ -227,6 +230,28 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
   const abort = new AbortController();
   const onClose = () => abort.abort();
   conn.onceClosed(onClose);
+  if (isUpgrade) {
+    // WebSocket and other protocol switches: a raw connection; the client connection ends with it.
+    let answered = false;
+    try {
+      await ctx.forwarder.upgrade(
+        { method: head.method, scheme, host, port, target, headers, body: null, contentLength: null, addresses, signal: abort.signal },
+        conn,
+        (status) => {
+          answered = true;
+          audit(okStatus, { ...okFields, upstreamStatus: status });
+        },
+      );
+    } catch (e) {
+      if (answered || conn.closed) return false;
+      const detail = e instanceof UpstreamError ? e.message : String((e as Error)?.message ?? e);
+      info("upstream unreachable", [...logBase(), ["err", detail]]);
+      await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), announceClose(!keepAlive, tunnel !== null, head.keepAlive))).catch(() => {});
+      audit("tls_error", { ...okFields, upstreamStatus: 502 });
+      return keepAlive;
+    }
+    return false;
+  }
   let bodyFailed: unknown = null;
   let res: UpstreamResponse;
   try {

@@ -4,13 +4,15 @@
 // scenarios (docs/CONTRACT.md §18) assert the reference's documented weakness AND our fix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { manifest, type AgentScript } from "../helpers/agent.ts";
 import { parseCurl, rawExchange, run, tunnelExchange, proxyUrl } from "../helpers/clients.ts";
 import { tempDir } from "../helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "../helpers/tls.ts";
-import { startUpstream, type Upstream } from "../helpers/upstream.ts";
+import { startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "../helpers/upstream.ts";
 import {
   HAVE_REF, SIDES, collect, echoBody, mark, parseRaw, respHeaders, settle, startWorld, stopWorld,
   type Observation, type Side, type World,
@@ -39,6 +41,7 @@ let up: Upstream; // HTTPS echo on 127.0.0.2
 let httpUp: Upstream; // plain HTTP echo on 127.0.0.2
 let rogue: Upstream; // HTTPS on 127.0.0.2 with a certificate nobody trusts
 let ups: Upstream[];
+let wsUp: ReturnType<typeof startWsUpstream>; // WebSocket echo on 127.0.0.2
 const worlds: Partial<Record<Side, World>> = {};
 
 function agentScript(): AgentScript {
@@ -81,6 +84,7 @@ beforeAll(async () => {
   httpUp = startUpstream({ hostname: "127.0.0.2" });
   rogue = startUpstream({ hostname: "127.0.0.2", pki: roguePki });
   ups = [up, httpUp, rogue];
+  wsUp = startWsUpstream({ hostname: "127.0.0.2", pki });
   const hosts: Record<string, string> = {};
   for (const n of NAMES) hosts[n] = "127.0.0.2";
   hosts["meta.test"] = "169.254.169.254";
@@ -92,6 +96,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const w of Object.values(worlds)) await stopWorld(w);
   for (const u of ups ?? []) u.stop();
+  wsUp?.stop();
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -729,6 +734,58 @@ describe("responses", () => {
       expect(hdr(o, "x-hop")).toEqual([]);
     },
     improvement: { item: "18.8", ref: (o) => { expect(hdr(o, "keep-alive")).toEqual(["timeout=5"]); expect(hdr(o, "x-hop")).toEqual(["1"]); } },
+  });
+});
+
+/** CONNECT + TLS, send the upgrade request, and once a 101 head arrived, send `frame`; collect until an echo frame or 3 s. */
+function wsExchange(w: World, target: string, request: string, frame: Uint8Array): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const raw = netConnect(w.port, "127.0.0.1", () => raw.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + w.token).toString("base64")}\r\n\r\n`));
+    let connectHead = "";
+    const onConnect = (c: Buffer) => {
+      connectHead += c.toString("latin1");
+      if (!connectHead.includes("\r\n\r\n")) return;
+      raw.off("data", onConnect);
+      let got = "";
+      let sent = false;
+      const t = tlsConnect({ socket: raw, ca: readFileSync(w.caPath, "utf8"), servername: target.replace(/:\d+$/, ""), ALPNProtocols: ["http/1.1"] }, () => t.write(request));
+      const done = () => resolve(got);
+      t.on("data", (d: Buffer) => {
+        got += d.toString("latin1");
+        if (!sent && got.includes("\r\n\r\n")) {
+          sent = true;
+          if (got.startsWith("HTTP/1.1 101")) t.write(frame);
+        }
+        if (wsServerText(got) !== null) t.destroy();
+      });
+      t.on("close", done);
+      t.on("error", done);
+      setTimeout(() => t.destroy(), 3000);
+    };
+    raw.on("data", onConnect);
+    raw.on("error", reject);
+  });
+}
+
+describe("WebSocket", () => {
+  scenario({
+    name: "upgrade relayed: 101, frames both ways, credential injected, audit upstream_status 101",
+    action: async (w) => {
+      const n = wsUp.upgrades.length;
+      const req = `GET /chat HTTP/1.1\r\nHost: api.test:${wsUp.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+      // interactive: the frame is sent once the 101 arrived (the reference drops client bytes that
+      // arrive in the same packet as the upgrade request)
+      const raw = await wsExchange(w, `api.test:${wsUp.port}`, req, wsClientFrame("hi"));
+      const p = parseRaw(raw);
+      const seen = wsUp.upgrades.slice(n).map((h) => h.filter(([k]) => !["x-clef-request-id", "user-agent", "accept", "accept-encoding"].includes(k)).sort());
+      return { status: p.status, extra: { statusLine: p.statusLine, accept: p.headers.find(([k]) => k.toLowerCase() === "sec-websocket-accept")?.[1], echo: wsServerText(raw), seen } };
+    },
+    check: (o) => {
+      expect(o.status).toBe(101);
+      expect(o.extra).toMatchObject({ echo: "echo:hi", accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" });
+      expect((o.extra as { seen: Array<Array<[string, string]>> }).seen[0]).toContainEqual(["authorization", `Bearer ${SECRETS["ns/KEY"]}`]);
+      expect(o.audit[0]).toMatchObject({ status: "injected", upstream_status: 101 });
+    },
   });
 });
 

@@ -126,3 +126,44 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
     stop: () => server.stop(true),
   };
 }
+
+/** A WebSocket echo upstream (TLS when `pki`): records each upgrade request's headers; echoes text frames prefixed "echo:". */
+export function startWsUpstream(opts: { hostname?: string; pki?: TestPki } = {}): { port: number; upgrades: Array<Array<[string, string]>>; stop(): void } {
+  const upgrades: Array<Array<[string, string]>> = [];
+  const server = Bun.serve({
+    hostname: opts.hostname ?? "127.0.0.1",
+    port: 0,
+    tls: opts.pki ? { key: opts.pki.key, cert: opts.pki.cert } : undefined,
+    fetch(req, srv) {
+      const headers: Array<[string, string]> = [];
+      req.headers.forEach((v, k) => headers.push([k, v]));
+      upgrades.push(headers);
+      if (srv.upgrade(req)) return undefined;
+      return new Response("not a websocket request", { status: 426 });
+    },
+    websocket: {
+      message(ws, msg) {
+        ws.send(`echo:${typeof msg === "string" ? msg : new TextDecoder().decode(msg)}`);
+      },
+    },
+  });
+  return { port: server.port!, upgrades, stop: () => server.stop(true) };
+}
+
+/** One masked client text frame (RFC 6455), payload < 126 bytes. */
+export function wsClientFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4]!)]);
+}
+
+/** The text of the first unmasked server text frame in `raw` (after the 101 head), or null. */
+export function wsServerText(raw: string): string | null {
+  const i = raw.indexOf("\r\n\r\n");
+  if (i < 0) return null;
+  const b = Buffer.from(raw.slice(i + 4), "latin1");
+  if (b.length < 2 || b[0] !== 0x81) return null;
+  const len = b[1]! & 0x7f;
+  if (len > 125 || b.length < 2 + len) return null;
+  return b.subarray(2, 2 + len).toString();
+}
