@@ -210,6 +210,17 @@ describe("exit codes", () => {
     }
   });
 
+  test("a .env or bunfig.toml in the working directory changes nothing (no autoload in the binary)", async () => {
+    const cwd = tempDir("clef-cwd-");
+    writeFileSync(join(cwd, ".env"), "CLEF_PROXY_TOKEN=from-dotenv\n");
+    writeFileSync(join(cwd, "evil.ts"), `require("node:fs").writeFileSync(${JSON.stringify(join(cwd, "ran"))}, "1");\n`);
+    writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./evil.ts"]\n');
+    const p = spawnProxy({ cwd, config: { listen: { port: await freePort() } }, env: { ...agentEnv(agent()), CLEF_PROXY_TOKEN: undefined } });
+    expect(await p.exited).toBe(4);
+    expect(p.stderr.at(-1)).toEndWith('level=ERROR msg="workload auth token missing" env=CLEF_PROXY_TOKEN');
+    expect(existsSync(join(cwd, "ran"))).toBe(false);
+  });
+
   test("5: a corrupt CA certificate", async () => {
     const home = tempDir();
     mkdirSync(join(home, ".config/clef/proxy"), { recursive: true });
