@@ -147,8 +147,9 @@ for (const keepalive of [true, false]) for (const c of [1, 16, 64]) cells.push({
 const cellName = (c: number, ka: boolean) => `c${c}-${ka ? "keepalive" : "newconn"}`;
 
 const targets: Array<{ name: string; bin?: string }> = [{ name: "direct" }];
-if (REF_BIN) targets.push({ name: "reference", bin: REF_BIN });
-else console.log("NOTICE: reference binary not installed (optional dependency): no ratios against it");
+const SKIP_REF = process.env.BENCH_SKIP_REF === "1"; // profiling ours alone
+if (REF_BIN && !SKIP_REF) targets.push({ name: "reference", bin: REF_BIN });
+else if (!REF_BIN) console.log("NOTICE: reference binary not installed (optional dependency): no ratios against it");
 targets.push({ name: "ours", bin: OUR_BIN });
 if (Bun.which("mitmdump")) console.log("NOTICE: mitmdump found but the mitmproxy column is not implemented in this harness yet");
 else console.log("NOTICE: mitmdump not installed (apt-get install mitmproxy): no mitmproxy column");

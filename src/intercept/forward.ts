@@ -33,7 +33,7 @@ export function describeFetchError(e: unknown, req: UpstreamRequest, addr: strin
   return err?.message ? `${err.message}${code ? ` (${code})` : ""}` : String(e);
 }
 
-function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[]): RequestInit & Record<string, unknown> {
+function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[], signal: AbortSignal): RequestInit & Record<string, unknown> {
   const headers = new Headers();
   for (const [k, v] of req.headers) headers.append(k, v);
   // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
@@ -44,7 +44,7 @@ function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[]
     headers,
     redirect: "manual",
     decompress: false,
-    signal: AbortSignal.any([req.signal, AbortSignal.timeout(UPSTREAM_FIRST_BYTE_TIMEOUT_MS)]),
+    signal,
     tls: { ca, ...(isIP(req.host) ? {} : { serverName: req.host }) },
   };
   if (req.body) {
@@ -72,16 +72,32 @@ export function createForwarder(cfg: Config["upstream"], env: Record<string, str
       let res: Response | undefined;
       let lastErr: unknown;
       let addr = candidates[0]!;
-      for (addr of candidates) {
-        try {
-          res = await fetch(`${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`, buildInit(req, proxy, ca) as RequestInit);
-          break;
-        } catch (e) {
-          lastErr = e;
-          if (req.signal.aborted) throw new UpstreamError("request cancelled");
-          const code = (e as { code?: string }).code;
-          if (code !== "ConnectionRefused" && code !== "ECONNREFUSED") break;
+      // One controller per request: the client going away aborts it (body included); the
+      // first-byte timer only runs until the response head — a plain timer, cleared at once, not
+      // AbortSignal.timeout (which would keep a 300 s timer alive per request).
+      const ac = new AbortController();
+      if (req.signal.aborted) ac.abort();
+      else req.signal.addEventListener("abort", () => ac.abort(), { once: true });
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        ac.abort();
+      }, UPSTREAM_FIRST_BYTE_TIMEOUT_MS);
+      try {
+        for (addr of candidates) {
+          try {
+            res = await fetch(`${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`, buildInit(req, proxy, ca, ac.signal) as RequestInit);
+            break;
+          } catch (e) {
+            lastErr = e;
+            if (timedOut) throw new UpstreamError(`upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`);
+            if (req.signal.aborted) throw new UpstreamError("request cancelled");
+            const code = (e as { code?: string }).code;
+            if (code !== "ConnectionRefused" && code !== "ECONNREFUSED") break;
+          }
         }
+      } finally {
+        clearTimeout(timer);
       }
       if (!res) throw new UpstreamError(describeFetchError(lastErr, req, addr));
       const out: Array<[string, string]> = [];

@@ -194,7 +194,7 @@ async function startTunnel(conn: Conn, st: State, head: RequestHead): Promise<bo
   const raw = conn.sock;
   let tlsConn: Conn | undefined;
   const handshakeTimer = setTimeout(() => tlsConn?.destroy(), TLS_HANDSHAKE_TIMEOUT_MS);
-  const [, tls] = raw.upgradeTLS<ConnData>({
+  const [rawAfter, tls] = raw.upgradeTLS<ConnData>({
     data: {},
     tls: { key: leaf.keyPem, cert: leaf.certPem, ALPNProtocols: "\x08http/1.1" } as never,
     socket: {
@@ -225,6 +225,11 @@ async function startTunnel(conn: Conn, st: State, head: RequestHead): Promise<bo
       },
     },
   });
+  // Bun keeps delivering the tunnel's ciphertext to the listener's handlers after the upgrade,
+  // through the raw half it returns: detach the plain Conn from both handles, or it would buffer
+  // (and hold) every encrypted byte of the tunnel — a 1 GiB upload held 1 GiB.
+  raw.data = {};
+  if (rawAfter) rawAfter.data = {};
   tlsConn = new Conn(tls, conn.clientIp);
   tls.data = { conn: tlsConn };
   tlsConn.busy = true;

@@ -3,6 +3,7 @@
 //   /sse            three events 150 ms apart
 //   /bytes/<n>      n bytes of a repeating pattern, with Content-Length
 //   /stream/<n>     n bytes, chunked (no Content-Length)
+//   /zeros/<n>      n zero bytes, generated as they are read (for GiB-sized bodies)
 //   /status/<code>  that status, no body
 //   /cookies        two Set-Cookie headers
 //   /gzip           a gzip-encoded body with Content-Encoding: gzip
@@ -43,6 +44,7 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
     port: 0,
     tls: opts.pki ? { key: opts.pki.key, cert: opts.pki.cert } : undefined,
     idleTimeout: 30,
+    maxRequestBodySize: 4 * 1024 ** 3, // GiB-sized uploads (Bun's default stops at 128 MiB)
     async fetch(req) {
       const u = new URL(req.url);
       const hash = createHash("sha256");
@@ -99,6 +101,18 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
             off += n;
           },
         }), { headers: { "content-type": "application/octet-stream" } });
+      }
+      if ((m = p.match(/^\/zeros\/(\d+)$/))) {
+        let left = Number(m[1]);
+        const zeros = new Uint8Array(256 * 1024);
+        return new Response(new ReadableStream({
+          pull(c) {
+            if (left <= 0) return c.close();
+            const n = Math.min(zeros.byteLength, left);
+            c.enqueue(n === zeros.byteLength ? zeros : zeros.subarray(0, n));
+            left -= n;
+          },
+        }), { headers: { "content-type": "application/octet-stream", "content-length": m[1]! } });
       }
       if ((m = p.match(/^\/status\/(\d+)$/))) return new Response(null, { status: Number(m[1]), headers: { "x-a": "1" } });
       if (p === "/cookies") {
