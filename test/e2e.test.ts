@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createServer as createTlsServer } from "node:tls";
 import { join } from "node:path";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
-import { curl, parseCurl, rawExchange, run, tunnelExchange } from "./helpers/clients.ts";
+import { curl, parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange } from "./helpers/clients.ts";
 import { freePort, startProxy, tempDir, type ProxyProcess } from "./helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
 import { pattern, startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "./helpers/upstream.ts";
@@ -411,6 +411,31 @@ describe("WebSocket (§10): the upgrade is relayed with the credential injected"
     } finally {
       rogue.stop();
     }
+  });
+});
+
+describe("cleartext HTTP inside a CONNECT tunnel (as the reference)", () => {
+  test("served, matched on the inner Host, injected and forwarded over plain HTTP; audited", async () => {
+    const out = await plainTunnelExchange(port, TOKEN, `plain.test:${httpUp.port}`, `GET /in-tunnel HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\nConnection: close\r\n\r\n`, 3000, (a) => a.endsWith("}"));
+    expect(out).toStartWith("HTTP/1.1 200 OK\r\n");
+    const seen = JSON.parse(out.slice(out.indexOf("\r\n\r\n") + 4));
+    expect(seenHeader(seen.headers, "authorization")).toEqual([`Bearer ${SECRETS["ns/KEY"]}`]);
+    const a = await auditFor(seenHeader(seen.headers, "x-clef-request-id")[0]!);
+    expect(a).toMatchObject({ status: "injected", path: "/in-tunnel", upstream_status: 200 });
+  });
+
+  test("the one-host rule holds in cleartext too; non-HTTP bytes get a 400", async () => {
+    const out = await plainTunnelExchange(port, TOKEN, `plain.test:${httpUp.port}`, `GET /x HTTP/1.1\r\nHost: api.test:${httpUp.port}\r\nConnection: close\r\n\r\n`, 2000);
+    expect(out).toStartWith("HTTP/1.1 421 Misdirected Request\r\n");
+    const ssh = await plainTunnelExchange(port, TOKEN, `pass.test:22`, "SSH-2.0-OpenSSH_9.0\r\n", 2000);
+    expect(ssh).toStartWith("HTTP/1.1 400 Bad Request\r\n");
+  });
+
+  test("bytes sent right behind the CONNECT head (before its 200) are the tunnel's first bytes", async () => {
+    const auth = `Proxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n`;
+    const out = await rawExchange(port, `CONNECT pass.test:${httpUp.port} HTTP/1.1\r\n${auth}\r\nGET /early HTTP/1.1\r\nHost: pass.test:${httpUp.port}\r\nConnection: close\r\n\r\n`, 2000);
+    expect(out).toStartWith("HTTP/1.0 200 OK\r\n\r\nHTTP/1.1 200 OK\r\n");
+    expect(out).toContain('"url":"/early"');
   });
 });
 

@@ -25,6 +25,16 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 const decoder = new TextDecoder("latin1");
 
+function requestLineError(line: string): { kind: "error"; status: 400 | 505; reason: string } | null {
+  const rl = line.split(" ");
+  if (rl.length !== 3) return { kind: "error", status: 400, reason: "malformed request line" };
+  const [method, target, version] = rl as [string, string, string];
+  if (!TOKEN.test(method) || !TARGET.test(target)) return { kind: "error", status: 400, reason: "malformed request line" };
+  if (!/^HTTP\/\d\.\d$/.test(version)) return { kind: "error", status: 400, reason: "malformed HTTP version" };
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") return { kind: "error", status: 505, reason: "unsupported protocol version" };
+  return null;
+}
+
 export function parseHead(buf: Uint8Array, maxBytes: number, maxCount: number): ParseResult {
   // Skip leading CRLFs (RFC 9112 §2.2 allows ignoring them).
   let start = 0;
@@ -36,17 +46,21 @@ export function parseHead(buf: Uint8Array, maxBytes: number, maxCount: number): 
     if (/(^|[^\r])\n/.test(s)) return { kind: "error", status: 400, reason: "bare LF line ending" };
     if (/\r[^\n]/.test(s)) return { kind: "error", status: 400, reason: "bare CR" };
     if (s.length > maxBytes) return { kind: "error", status: 431, reason: "request head too large" };
+    // A complete first line that is no request line (e.g. another protocol's banner) fails now,
+    // not after the head timeout.
+    const nl = s.indexOf("\r\n");
+    if (nl >= 0) {
+      const bad = requestLineError(s.slice(0, nl));
+      if (bad) return bad;
+    }
     return { kind: "incomplete" };
   }
   if (end > maxBytes) return { kind: "error", status: 431, reason: "request head too large" };
   const lines = s.slice(0, end).split("\r\n");
   for (const l of lines) if (l.includes("\n") || l.includes("\r")) return { kind: "error", status: 400, reason: "bare CR or LF" };
-  const rl = lines[0]!.split(" ");
-  if (rl.length !== 3) return { kind: "error", status: 400, reason: "malformed request line" };
-  const [method, target, version] = rl as [string, string, string];
-  if (!TOKEN.test(method) || !TARGET.test(target)) return { kind: "error", status: 400, reason: "malformed request line" };
-  if (!/^HTTP\/\d\.\d$/.test(version)) return { kind: "error", status: 400, reason: "malformed HTTP version" };
-  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") return { kind: "error", status: 505, reason: "unsupported protocol version" };
+  const rlError = requestLineError(lines[0]!);
+  if (rlError) return rlError;
+  const [method, target, version] = lines[0]!.split(" ") as [string, string, "HTTP/1.0" | "HTTP/1.1"];
   if (lines.length - 1 > maxCount) return { kind: "error", status: 431, reason: "too many header fields" };
   const headers: Headers = [];
   for (let i = 1; i < lines.length; i++) {

@@ -175,11 +175,6 @@ async function startTunnel(conn: Conn, st: State, head: RequestHead): Promise<bo
     await conn.write(errorResponse(400, "malformed CONNECT target"));
     return false;
   }
-  if (conn.hasInput()) {
-    // Bytes pipelined behind the CONNECT head cannot be handed to the TLS layer: refuse cleanly.
-    await conn.write(errorResponse(400, "data sent before the CONNECT response"));
-    return false;
-  }
   let leaf;
   try {
     leaf = await st.deps!.minter.leafFor(name);
@@ -189,13 +184,29 @@ async function startTunnel(conn: Conn, st: State, head: RequestHead): Promise<bo
     return false;
   }
   if (conn.closed) return false;
-  // Synchronously: answer and switch the socket to TLS before any ClientHello byte is read.
-  conn.sock.write("HTTP/1.0 200 OK\r\n\r\n");
+  await conn.write("HTTP/1.0 200 OK\r\n\r\n");
+  // The first bytes decide: a TLS handshake record (0x16) → terminate TLS with the leaf, handing
+  // those bytes to the TLS layer; anything else → cleartext HTTP inside the tunnel (the reference
+  // serves it too). A tunnel that stays silent is closed after the handshake timeout.
+  let first: Uint8Array | null;
+  try {
+    first = await conn.read(TLS_HANDSHAKE_TIMEOUT_MS);
+  } catch {
+    return false;
+  }
+  if (first === null) return false;
+  if (first[0] !== 0x16) {
+    conn.unshift(first);
+    void tunnelLoop(conn, st, { connect: authority, plain: true });
+    return true;
+  }
   const raw = conn.sock;
   let tlsConn: Conn | undefined;
   const handshakeTimer = setTimeout(() => tlsConn?.destroy(), TLS_HANDSHAKE_TIMEOUT_MS);
   const [rawAfter, tls] = raw.upgradeTLS<ConnData>({
     data: {},
+    // the ClientHello bytes already read (Bun ≥ 1.4 feeds them to the handshake)
+    ...({ initialData: first } as object),
     tls: { key: leaf.keyPem, cert: leaf.certPem, ALPNProtocols: "\x08http/1.1" } as never,
     socket: {
       handshake(sock) {

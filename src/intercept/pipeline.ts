@@ -32,6 +32,8 @@ export function createPipelineContext(deps: InterceptDeps, forwarder: Forwarder)
 export interface TunnelInfo {
   connect: Authority;
   sni?: string;
+  /** Cleartext HTTP sent through the tunnel (no TLS): forwarded over plain HTTP, as the reference. */
+  plain?: boolean;
 }
 
 /** Decoded path without query, as Go's url.Path (for audit and logs). */
@@ -62,12 +64,13 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
 
   // The request-target: origin-form inside tunnels, absolute-form (http:// or https://) otherwise.
   let absolute: Authority | undefined;
-  let scheme: "http" | "https" = tunnel ? "https" : "http";
+  const tunnelScheme = tunnel?.plain ? "http" : "https";
+  let scheme: "http" | "https" = tunnel ? tunnelScheme : "http";
   let originTarget = head.target;
   const abs = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)$/i.exec(head.target);
   if (abs) {
     const s = abs[1]!.toLowerCase();
-    if (s === "http" || s === "https") scheme = tunnel ? "https" : (s as "http" | "https");
+    if (s === "http" || s === "https") scheme = tunnel ? tunnelScheme : (s as "http" | "https");
     absolute = splitAuthority(abs[2]!.replace(/^[^@]*@/, ""));
     originTarget = abs[3] || "/";
     if (!originTarget.startsWith("/")) originTarget = "/" + originTarget;

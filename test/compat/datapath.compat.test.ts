@@ -9,7 +9,7 @@ import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { manifest, type AgentScript } from "../helpers/agent.ts";
-import { parseCurl, rawExchange, run, tunnelExchange, proxyUrl } from "../helpers/clients.ts";
+import { parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange, proxyUrl } from "../helpers/clients.ts";
 import { tempDir } from "../helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "../helpers/tls.ts";
 import { startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "../helpers/upstream.ts";
@@ -189,7 +189,7 @@ function comparable(o: Observation, side: Side, agent: boolean): Partial<Observa
 }
 
 function scenario(s: Scenario): void {
-  test(`${s.improvement ? `[improvement ${s.improvement.item}] ` : ""}${s.name}`, async () => {
+  test(`${s.improvement ? `[§${s.improvement.item}] ` : ""}${s.name}`, async () => {
     const obs: Partial<Record<Side, Observation>> = {};
     for (const { side } of SIDES) obs[side] = await observe(side, s);
     const ours = obs.ours!;
@@ -425,6 +425,38 @@ describe("matching", () => {
   });
 });
 
+describe("cleartext HTTP inside a CONNECT tunnel", () => {
+  const plainTunnel = (target: () => string, bytes: () => string): Action => async (w) => {
+    const raw = await plainTunnelExchange(w.port, w.token, target(), bytes(), 2000, (a) => /\r\n\r\n/.test(a) && (a.endsWith("}") || a.endsWith("}\n")));
+    const p = parseRaw(raw);
+    const body = echoBody(p.body);
+    const headers = respHeaders(p.headers);
+    if (body === "<echo>") delete headers["Content-Length"];
+    return { status: p.status, headers, body };
+  };
+  scenario({
+    name: "served like absolute-form plain HTTP: injected and forwarded over HTTP",
+    action: plainTunnel(() => `plain.test:${httpUp.port}`, () => `GET /t HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\n\r\n`),
+    check: (o) => {
+      expect(o.status).toBe(200);
+      expect(hdr(o, "authorization")).toEqual([`Bearer ${SECRETS["ns/KEY"]}`]);
+      expect(o.audit[0]).toMatchObject({ status: "injected", path: "/t", upstream_status: 200 });
+    },
+  });
+  scenario({
+    name: "an unknown inner host: 403",
+    action: plainTunnel(() => `deny.test:${httpUp.port}`, () => `GET /t HTTP/1.1\r\nHost: deny.test:${httpUp.port}\r\n\r\n`),
+    check: (o) => expect(o.status).toBe(403),
+  });
+  scenario({
+    name: "non-HTTP bytes (an SSH banner)",
+    audits: 0,
+    action: plainTunnel(() => "pass.test:22", () => "SSH-2.0-OpenSSH_9.0\r\n"),
+    check: (o) => expect(o.status).toBe(400),
+    improvement: { item: "18.17", ref: (o) => expect(o.status).toBe(0) },
+  });
+});
+
 describe("plain HTTP (absolute-form)", () => {
   scenario({
     name: "plain http:// request injected and forwarded over HTTP",
@@ -648,7 +680,7 @@ describe("upstream failures and TLS", () => {
       expect(o.audit[0]).toMatchObject({ status: "tls_error", upstream_status: 502, service: "m" });
       expect(o.agent).toEqual([]);
     },
-    improvement: { item: "18.3, 18.19", ref: (o) => { expect(o.status).toBe(0); expect(o.agent).toEqual(["/v1/secrets/ns/META"]); } },
+    improvement: { item: "18.3 §18.19", ref: (o) => { expect(o.status).toBe(0); expect(o.agent).toEqual(["/v1/secrets/ns/META"]); } },
   });
   scenario({
     name: "upstream certificate not trusted: nothing sent",
@@ -723,7 +755,7 @@ describe("responses", () => {
       expect(o.extra).toEqual({ ce: true, plain: false });
       expect(hdr(o, "accept-encoding")).toEqual(["gzip"]);
     },
-    improvement: { item: "20", ref: (o) => expect(o.extra).toEqual({ ce: false, plain: true }) },
+    improvement: { item: "20.3", ref: (o) => expect(o.extra).toEqual({ ce: false, plain: true }) },
   });
   scenario({
     name: "hop-by-hop request headers (Keep-Alive, TE, Connection-named) are not forwarded",
@@ -786,6 +818,19 @@ describe("WebSocket", () => {
       expect((o.extra as { seen: Array<Array<[string, string]>> }).seen[0]).toContainEqual(["authorization", `Bearer ${SECRETS["ns/KEY"]}`]);
       expect(o.audit[0]).toMatchObject({ status: "injected", upstream_status: 101 });
     },
+  });
+});
+
+describe("platform differences (docs/CONTRACT.md §20.5)", () => {
+  scenario({
+    name: "no Accept from the workload: fetch adds Accept: */* upstream, the reference adds none",
+    action: async (w) => {
+      const n = up.seen.length;
+      await tunnelAction(() => `api.test:${up.port}`, () => `GET /accept HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`)(w);
+      return { status: 200, extra: up.seen.slice(n).map((x) => x.headers.filter(([k]) => k === "accept" || k === "user-agent")) };
+    },
+    check: (o) => expect(o.extra).toEqual([[["accept", "*/*"], ["user-agent", "Go-http-client/1.1"]]]),
+    improvement: { item: "20.5", ref: (o) => expect(o.extra).toEqual([[["user-agent", "Go-http-client/1.1"]]]) },
   });
 });
 

@@ -37,7 +37,7 @@ interface Differential {
 }
 
 function differential(name: string, d: Differential): void {
-  test(`${d.improvement ? `[improvement ${d.improvement.item}] ` : ""}${name}`, async () => {
+  test(`${d.improvement ? `[§${d.improvement.item}] ` : ""}${name}`, async () => {
     const out: Partial<Record<Side, Outcome>> = {};
     if (d.parallel) await Promise.all(SIDES.map(async ({ side, bin }) => (out[side] = await d.run(bin, side))));
     else for (const { side, bin } of SIDES) out[side] = await d.run(bin, side);

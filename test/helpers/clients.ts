@@ -109,3 +109,28 @@ export function tunnelExchange(
     raw.on("error", reject);
   });
 }
+
+/** Open a CONNECT tunnel (with auth) and, once it is established, send cleartext bytes through it. */
+export function plainTunnelExchange(port: number, token: string, connectTarget: string, data: string, timeoutMs = 3000, until?: (answer: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(port, "127.0.0.1", () => {
+      s.write(`CONNECT ${connectTarget} HTTP/1.1\r\nHost: ${connectTarget}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + token).toString("base64")}\r\n\r\n`);
+    });
+    let got = "";
+    let sent = false;
+    s.on("data", (c: Buffer) => {
+      got += c.toString("latin1");
+      if (!sent && got.includes("\r\n\r\n")) {
+        sent = true;
+        if (!got.startsWith("HTTP/1.0 200")) return s.destroy();
+        got = "";
+        s.write(data);
+        return;
+      }
+      if (sent && until?.(got)) s.destroy();
+    });
+    s.on("close", () => resolve(got));
+    s.on("error", (e) => (got ? resolve(got) : reject(e)));
+    setTimeout(() => s.destroy(), timeoutMs);
+  });
+}
