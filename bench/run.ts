@@ -31,12 +31,12 @@ await $`go build -o ${LOADGEN} main.go`.cwd(join(import.meta.dir, "loadgen")).en
 
 const { OUR_BIN, REF_BIN } = await import("../test/helpers/bin.ts");
 const { startAgent, manifest, agentEnv } = await import("../test/helpers/agent.ts");
-const { startProxy, freePort } = await import("../test/helpers/proxy.ts");
+const { startProxy, freePort, withHosts } = await import("../test/helpers/proxy.ts");
 const { makeTestPki } = await import("../test/helpers/tls.ts");
 type ProxyProcess = Awaited<ReturnType<typeof startProxy>>;
 
 const TOKEN = "bench-token-0123456789";
-const mintNames = Array.from({ length: MINT_HOSTS * 3 }, (_, i) => `m${i}.test`);
+const mintNames = Array.from({ length: MINT_HOSTS * 4 }, (_, i) => `m${i}.test`);
 const pki = makeTestPki(["api.test", ...mintNames], ["127.0.0.2"]);
 
 // ---------------------------------------------------------------------------------------------
@@ -103,7 +103,28 @@ interface Target {
   ca?: string; // CA file the load generator trusts
 }
 
+/** mitmproxy's mitmdump with a one-line addon that sets the header, same auth, same upstream trust. */
+async function startMitm(): Promise<Target & { spawnToListenMs: number }> {
+  const port = await freePort();
+  const dir = join(work, `mitm-${port}`);
+  mkdirSync(dir, { recursive: true });
+  const addon = join(dir, "inject.py");
+  writeFileSync(addon, 'def request(flow): flow.request.headers["Authorization"] = "Bearer bench-secret-value"\n');
+  const t0 = performance.now();
+  const proc = Bun.spawn(withHosts(hosts, ["mitmdump", "-q", "--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", `confdir=${dir}`,
+    "--proxyauth", `x:${TOKEN}`, "--set", `ssl_verify_upstream_trusted_ca=${pki.caPath}`, "-s", addon]), { stdout: "ignore", stderr: "ignore" });
+  for (let i = 0; i < 300; i++) {
+    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => (s.end(), true), () => false);
+    if (ok) break;
+    await Bun.sleep(20);
+  }
+  const spawnToListenMs = performance.now() - t0;
+  const fake = { pid: proc.pid, kill: (sig?: NodeJS.Signals | number) => proc.kill(sig as number), exited: proc.exited } as unknown as ProxyProcess;
+  return { name: "mitmproxy", kind: "proxy", proxy: fake, port, ca: join(dir, "mitmproxy-ca-cert.pem"), spawnToListenMs };
+}
+
 async function startTarget(name: string, bin: string): Promise<Target & { spawnToListenMs: number }> {
+  if (name === "mitmproxy") return startMitm();
   const port = await freePort();
   const t0 = performance.now();
   const proxy = await startProxy({ bin, config: { listen: { port }, metadata: { proxy_id: "bench" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts });
@@ -151,8 +172,9 @@ const SKIP_REF = process.env.BENCH_SKIP_REF === "1"; // profiling ours alone
 if (REF_BIN && !SKIP_REF) targets.push({ name: "reference", bin: REF_BIN });
 else if (!REF_BIN) console.log("NOTICE: reference binary not installed (optional dependency): no ratios against it");
 targets.push({ name: "ours", bin: OUR_BIN });
-if (Bun.which("mitmdump")) console.log("NOTICE: mitmdump found but the mitmproxy column is not implemented in this harness yet");
-else console.log("NOTICE: mitmdump not installed (apt-get install mitmproxy): no mitmproxy column");
+const MITM = Bun.which("mitmdump");
+if (MITM && process.env.BENCH_SKIP_MITM !== "1") targets.push({ name: "mitmproxy", bin: MITM });
+else if (!MITM) console.log("NOTICE: mitmdump not installed (apt-get install mitmproxy): no mitmproxy column");
 
 for (const spec of targets) {
   console.log(`\n== ${spec.name}`);
@@ -164,14 +186,15 @@ for (const spec of targets) {
     // spawn → listening, a few times (the last process is kept for the load)
     const times: number[] = [];
     let started: Awaited<ReturnType<typeof startTarget>> | undefined;
-    for (let i = 0; i < (QUICK ? 1 : 5); i++) {
+    const slow = spec.name === "mitmproxy"; // a Python program: start-up in the hundreds of ms
+    for (let i = 0; i < (QUICK || slow ? 1 : 5); i++) {
       if (started) await stopTarget(started);
       started = await startTarget(spec.name, spec.bin);
       times.push(started.spawnToListenMs);
     }
     t = started!;
     r.spawn_to_listening_ms = median(times.sort((a, b) => a - b));
-    r.version_cold_start_ms = median(measure(spec.bin, QUICK ? 3 : 20));
+    r.version_cold_start_ms = median(measure(spec.bin, QUICK || slow ? 3 : 20));
     await Bun.sleep(300);
     r.idle_rss_mib = rssKiB(pidOf(t.proxy!)).rss / 1024;
   }
@@ -185,7 +208,7 @@ for (const spec of targets) {
   if (t.proxy) {
     r.peak_rss_mib = rssKiB(pidOf(t.proxy)).hwm / 1024;
     // first request to never-seen hosts: each name needs a new leaf (passthrough hosts: no secret)
-    const offset = spec.name === "reference" ? 0 : spec.name === "ours" ? MINT_HOSTS : 2 * MINT_HOSTS;
+    const offset = MINT_HOSTS * ["reference", "ours", "mitmproxy"].indexOf(spec.name);
     const urls = mintNames.slice(offset, offset + MINT_HOSTS).map((n) => `https://${n}:${upPort}/`);
     const mint = await loadgen([...clientArgs(t, URL), "-urls", urls.join(","), "-keepalive=false"]);
     r.mint_first_request_p50_us = mint.p50_us;
@@ -217,20 +240,25 @@ const direct = results.direct!;
 const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
 const f = (x: number | undefined, d = 1) => (x === undefined ? "–" : x.toFixed(d));
 
-const rows: string[][] = [["metric", "direct", "reference", "ours", "ours/ref"]];
+const mitm = results.mitmproxy;
+const cols: Array<[string, TargetResult | undefined]> = [["direct", direct], ["reference", ref], ["ours", ours], ...(mitm ? [["mitmproxy", mitm] as [string, TargetResult]] : [])];
+const rows: string[][] = [["metric", ...cols.map(([n]) => n), "ours/ref"]];
+function row(label: string, get: (t: TargetResult) => number | undefined, digits: number, withDirect = true): void {
+  rows.push([label, ...cols.map(([n, t]) => (t && (withDirect || n !== "direct") ? f(get(t), digits) : "–")), f(ratio(get(ours), ref ? get(ref) : undefined), 2)]);
+}
 for (const { c, keepalive } of cells) {
   const k = cellName(c, keepalive);
-  rows.push([`${k} req/s`, f(direct.cells[k]?.rps, 0), f(ref?.cells[k]?.rps, 0), f(ours.cells[k]?.rps, 0), f(ratio(ours.cells[k]?.rps, ref?.cells[k]?.rps), 2)]);
-  rows.push([`${k} p50 ms`, f(direct.cells[k]!.p50_us / 1000, 2), f(ref ? ref.cells[k]!.p50_us / 1000 : undefined, 2), f(ours.cells[k]!.p50_us / 1000, 2), f(ratio(ours.cells[k]?.p50_us, ref?.cells[k]?.p50_us), 2)]);
-  rows.push([`${k} p99 ms`, f(direct.cells[k]!.p99_us / 1000, 2), f(ref ? ref.cells[k]!.p99_us / 1000 : undefined, 2), f(ours.cells[k]!.p99_us / 1000, 2), f(ratio(ours.cells[k]?.p99_us, ref?.cells[k]?.p99_us), 2)]);
+  row(`${k} req/s`, (t) => t.cells[k]?.rps, 0);
+  row(`${k} p50 ms`, (t) => (t.cells[k] ? t.cells[k]!.p50_us / 1000 : undefined), 2);
+  row(`${k} p99 ms`, (t) => (t.cells[k] ? t.cells[k]!.p99_us / 1000 : undefined), 2);
 }
-rows.push(["first request, new host p50 ms", "–", f(ref ? ref.mint_first_request_p50_us! / 1000 : undefined, 2), f(ours.mint_first_request_p50_us! / 1000, 2), f(ratio(ours.mint_first_request_p50_us, ref?.mint_first_request_p50_us), 2)]);
-rows.push(["--version cold start ms", "–", f(ref?.version_cold_start_ms), f(ours.version_cold_start_ms), f(ratio(ours.version_cold_start_ms, ref?.version_cold_start_ms), 2)]);
-rows.push(["spawn → listening ms", "–", f(ref?.spawn_to_listening_ms), f(ours.spawn_to_listening_ms), f(ratio(ours.spawn_to_listening_ms, ref?.spawn_to_listening_ms), 2)]);
-rows.push(["idle RSS MiB", "–", f(ref?.idle_rss_mib), f(ours.idle_rss_mib), f(ratio(ours.idle_rss_mib, ref?.idle_rss_mib), 2)]);
-rows.push(["peak RSS under load MiB", "–", f(ref?.peak_rss_mib), f(ours.peak_rss_mib), f(ratio(ours.peak_rss_mib, ref?.peak_rss_mib), 2)]);
-rows.push([`stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB MiB/s`, f(direct.stream?.mib_per_s, 0), f(ref?.stream?.mib_per_s, 0), f(ours.stream?.mib_per_s, 0), f(ratio(ours.stream?.mib_per_s, ref?.stream?.mib_per_s), 2)]);
-rows.push(["stream RSS growth MiB", "–", f(ref?.stream?.rss_growth_mib), f(ours.stream?.rss_growth_mib), "–"]);
+row("first request, new host p50 ms", (t) => (t.mint_first_request_p50_us !== undefined ? t.mint_first_request_p50_us / 1000 : undefined), 2, false);
+row("--version cold start ms", (t) => t.version_cold_start_ms, 1, false);
+row("spawn → listening ms", (t) => t.spawn_to_listening_ms, 1, false);
+row("idle RSS MiB", (t) => t.idle_rss_mib, 1, false);
+row("peak RSS under load MiB", (t) => t.peak_rss_mib, 1, false);
+row(`stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB MiB/s`, (t) => t.stream?.mib_per_s, 0);
+row("stream RSS growth MiB", (t) => t.stream?.rss_growth_mib, 1, false);
 
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 const table = rows.map((r) => "| " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ") + " |");

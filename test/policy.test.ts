@@ -5,7 +5,7 @@ import { formatGoDuration, parseGoDuration } from "../src/config/duration.ts";
 import { parseConfig } from "../src/config/load.ts";
 import { applyInjection, canonicalHeaderName, checkServices, parseHandle, setQueryParam, stripHopByHop } from "../src/inject/index.ts";
 import { canonicalHost, createMatcher, effectiveHost, splitAuthority } from "../src/match/index.ts";
-import { blockReason, resolveAndVet } from "../src/netguard/index.ts";
+import { blockReason, cachedResolver, resolveAndVet } from "../src/netguard/index.ts";
 import type { Service } from "../src/agent/types.ts";
 
 describe("config", () => {
@@ -131,5 +131,26 @@ describe("netguard", () => {
     await expect(resolveAndVet("169.254.169.254")).rejects.toThrow("netguard: address blocked by policy: 169.254.169.254 (cloud metadata)");
     expect(await resolveAndVet("ok.test", async () => ["127.0.0.3", "::1"])).toEqual(["127.0.0.3", "::1"]);
     await expect(resolveAndVet("nx.test", async () => { throw new Error("ENOTFOUND"); })).rejects.toThrow("dial tcp: lookup nx.test: no such host");
+  });
+});
+
+describe("netguard: cached resolver", () => {
+  test("a vetted answer is reused within the TTL, concurrent lookups are shared, refusals are not cached", async () => {
+    const calls: string[] = [];
+    const lookup = async (h: string) => {
+      calls.push(h);
+      await Bun.sleep(5);
+      return h === "meta.test" ? ["169.254.169.254"] : ["10.0.0.7"];
+    };
+    const resolve = cachedResolver(60, 1024, lookup);
+    expect(await Promise.all([resolve("a.test"), resolve("a.test")])).toEqual([["10.0.0.7"], ["10.0.0.7"]]);
+    expect(await resolve("a.test")).toEqual(["10.0.0.7"]);
+    expect(calls).toEqual(["a.test"]);
+    await expect(resolve("meta.test")).rejects.toThrow("cloud metadata");
+    await expect(resolve("meta.test")).rejects.toThrow("cloud metadata");
+    expect(calls.filter((c) => c === "meta.test").length).toBe(2);
+    await Bun.sleep(80);
+    await resolve("a.test");
+    expect(calls.filter((c) => c === "a.test").length).toBe(2);
   });
 });

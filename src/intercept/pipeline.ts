@@ -8,7 +8,7 @@ import { applyInjection, deleteHeader, getHeader, getHeaders, type Headers, Hand
 import { info } from "../log/slog.ts";
 import { type Authority, createMatcher, effectiveHost, type Matcher, splitAuthority } from "../match/index.ts";
 import { ambiguousBody, denyBody, misdirectedBody } from "../match/responses.ts";
-import { NetguardError, resolveAndVet } from "../netguard/index.ts";
+import { NetguardError, cachedResolver } from "../netguard/index.ts";
 import { BodyError, BodyReader } from "./body.ts";
 import type { Conn } from "./conn.ts";
 import type { Forwarder, UpstreamResponse } from "./forward-types.ts";
@@ -26,7 +26,7 @@ export interface PipelineContext {
 }
 
 export function createPipelineContext(deps: InterceptDeps, forwarder: Forwarder): PipelineContext {
-  return { deps, matcher: createMatcher(deps.manifest), forwarder, resolve: (h) => resolveAndVet(h) };
+  return { deps, matcher: createMatcher(deps.manifest), forwarder, resolve: cachedResolver() };
 }
 
 export interface TunnelInfo {

@@ -38,6 +38,9 @@ export function announceClose(close: boolean, inTunnel: boolean, clientKeepAlive
   return close && (!inTunnel || clientKeepAlive);
 }
 
+/** Responses with a Content-Length up to this are written head and body in one go. */
+const COALESCE_MAX_BYTES = 16 * 1024;
+
 /** Stream an upstream response. Returns whether the connection can stay open. */
 export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, opts: RespondOptions): Promise<boolean> {
   const noBody = opts.method === "HEAD" || (res.status >= 100 && res.status < 200) || res.status === 204 || res.status === 304;
@@ -64,7 +67,23 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
     close = true; // HTTP/1.0: close-delimited
   }
   if (announce) head += "Connection: close\r\n";
-  await conn.write(head + "\r\n");
+  head += "\r\n";
+  if (!noBody && res.body && !chunked && res.contentLength !== null && res.contentLength <= COALESCE_MAX_BYTES) {
+    // A small body of known length: one write (one TLS record) for head and body instead of two or
+    // more; the whole body is at most COALESCE_MAX_BYTES, so waiting for it delays nothing.
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    for await (const chunk of res.body) {
+      got += chunk.byteLength;
+      parts.push(chunk);
+      if (got > res.contentLength) break;
+    }
+    const body = Buffer.concat(parts);
+    await conn.write(Buffer.concat([Buffer.from(head, "latin1"), body.subarray(0, Math.min(body.byteLength, res.contentLength))]));
+    if (got !== res.contentLength) return false; // truncated or overlong upstream: framing is broken, close
+    return !close;
+  }
+  await conn.write(head);
   if (noBody || !res.body) {
     if (!noBody && chunked) await conn.write("0\r\n\r\n");
     return !close;

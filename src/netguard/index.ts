@@ -94,3 +94,27 @@ export async function resolveAndVet(host: string, lookup: Lookup = defaultLookup
   }
   return addrs;
 }
+
+/**
+ * resolveAndVet with a short-lived cache of vetted answers (per name, `ttlMs`, at most `max`
+ * names, concurrent lookups for a name shared). A cached answer is only ever addresses that passed
+ * the vetting, and they are what gets dialled, so the cache cannot be used to rebind a name; it
+ * spares a resolver round-trip per request (≈8 % of CPU at c=1 in bench/). Refusals are not cached.
+ */
+export function cachedResolver(ttlMs = 5_000, max = 1024, lookup: Lookup = defaultLookup): (host: string) => Promise<string[]> {
+  const cache = new Map<string, { addrs: string[]; expires: number }>();
+  const inflight = new Map<string, Promise<string[]>>();
+  return async (host) => {
+    const hit = cache.get(host);
+    if (hit && hit.expires > Date.now()) return hit.addrs;
+    let p = inflight.get(host);
+    if (!p) {
+      p = resolveAndVet(host, lookup).finally(() => inflight.delete(host));
+      inflight.set(host, p);
+    }
+    const addrs = await p;
+    if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    cache.set(host, { addrs, expires: Date.now() + ttlMs });
+    return addrs;
+  };
+}
