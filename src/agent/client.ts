@@ -3,7 +3,6 @@
 import * as v from "valibot";
 import { GoJsonError, parseGoJson } from "../config/gojson.ts";
 import { goUrlParseError } from "../config/load.ts";
-import { loadTrust } from "../intercept/trust.ts";
 import { CredentialError, type CredentialSource, type Manifest } from "./types.ts";
 
 /** Exit-code-carrying failure: `code` is the process exit code the serve lifecycle uses. */
@@ -154,8 +153,6 @@ export class AgentClient implements CredentialSource {
     return this.baseUrl.replace(/\/+$/, "") + path;
   }
 
-  private trust: string[] | undefined;
-
   private headers(auth: boolean): Record<string, string> {
     const h: Record<string, string> = { "User-Agent": "Go-http-client/1.1", "Accept-Encoding": "gzip" };
     if (auth) h.Authorization = `Bearer ${this.token}`;
@@ -171,8 +168,6 @@ export class AgentClient implements CredentialSource {
         headers: this.headers(auth),
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         redirect: "manual",
-        // an https:// agent is verified against the same roots as upstreams (SSL_CERT_FILE too)
-        ...(url.startsWith("https:") ? { tls: { ca: (this.trust ??= loadTrust(process.env)) } } : {}),
       });
     } catch (e) {
       throw new Error(transportDetail(e, url));

@@ -9,7 +9,7 @@ import type { Config } from "../config/types.ts";
 import { type ProxyChoice, ProxySelector } from "./chain.ts";
 import { type Forwarder, type UpstreamRequest, type UpstreamResponse, UpstreamError } from "./forward-types.ts";
 import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
-import { loadTrust } from "./trust.ts";
+import { checkTrustEnv } from "./trust.ts";
 import { relayUpgrade } from "./upgrade.ts";
 
 const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s === 304;
@@ -33,7 +33,7 @@ export function describeFetchError(e: unknown, req: UpstreamRequest, addr: strin
   return err?.message ? `${err.message}${code ? ` (${code})` : ""}` : String(e);
 }
 
-function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[], signal: AbortSignal): RequestInit & Record<string, unknown> {
+function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, signal: AbortSignal): RequestInit & Record<string, unknown> {
   const headers = new Headers();
   for (const [k, v] of req.headers) headers.append(k, v);
   // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
@@ -45,7 +45,8 @@ function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[]
     redirect: "manual",
     decompress: false,
     signal,
-    tls: { ca, ...(isIP(req.host) ? {} : { serverName: req.host }) },
+    // the runtime's default trust store (src/intercept/trust.ts); the name verified is the real one
+    tls: isIP(req.host) ? {} : { serverName: req.host },
   };
   if (req.body) {
     init.body = req.body;
@@ -57,11 +58,11 @@ function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, ca: string[]
 
 export function createForwarder(cfg: Config["upstream"], env: Record<string, string | undefined>): Forwarder {
   const proxies = new ProxySelector(cfg, env);
-  const ca = loadTrust(env);
+  checkTrustEnv(env);
 
   return {
     async upgrade(req, client, onResponse) {
-      return relayUpgrade(client, req, ca, proxies.choose(req.scheme, req.host, req.port), onResponse);
+      return relayUpgrade(client, req, proxies.choose(req.scheme, req.host, req.port), onResponse);
     },
     async forward(req: UpstreamRequest): Promise<UpstreamResponse> {
       if (req.addresses.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
@@ -86,7 +87,7 @@ export function createForwarder(cfg: Config["upstream"], env: Record<string, str
       try {
         for (addr of candidates) {
           try {
-            res = await fetch(`${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`, buildInit(req, proxy, ca, ac.signal) as RequestInit);
+            res = await fetch(`${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`, buildInit(req, proxy, ac.signal) as RequestInit);
             break;
           } catch (e) {
             lastErr = e;

@@ -1,6 +1,6 @@
 // Protocol upgrades (WebSocket) through the proxy (docs/CONTRACT.md §10): fetch cannot carry a
 // protocol switch, so an upgrade request goes over a raw socket to the vetted address:
-//   1. dial (TLS verified against the same roots as fetch, SNI = the real name) — nothing is written
+//   1. dial (TLS verified against the runtime's default store, as fetch; SNI = the real name) — nothing is written
 //      before the handshake succeeded;
 //   2. write the request head (credential already injected, Upgrade/Connection kept);
 //   3. relay the response head; on 101 the connection becomes a byte pipe both ways until either
@@ -85,7 +85,7 @@ function dialErrorDetail(e: Error & { code?: string }, where: string, tlsTo: str
 }
 
 /** Connect (TCP, then TLS when `tls` is given, verified) — or TLS over an existing socket. */
-function open(host: string, port: number, ca: string[], tls: { servername: string | undefined } | null, over?: Socket): Promise<Socket> {
+function open(host: string, port: number, tls: { servername: string | undefined } | null, over?: Socket): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const where = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
     const fail = (e: Error & { code?: string }) => {
@@ -100,20 +100,20 @@ function open(host: string, port: number, ca: string[], tls: { servername: strin
       resolve(sock);
     };
     const sock: Socket = tls
-      ? tlsConnect({ ...(over ? { socket: over } : { host, port }), ca, servername: tls.servername, ALPNProtocols: ["http/1.1"], rejectUnauthorized: true }, ok)
+      ? tlsConnect({ ...(over ? { socket: over } : { host, port }), servername: tls.servername, ALPNProtocols: ["http/1.1"], rejectUnauthorized: true }, ok)
       : netConnect({ host, port }, ok);
     sock.once("error", fail);
   });
 }
 
 /** Dial the vetted address, directly or through the upstream proxy with CONNECT (like fetch does). */
-async function dial(req: UpstreamRequest, addr: string, ca: string[], proxy: ProxyChoice | null): Promise<Socket> {
+async function dial(req: UpstreamRequest, addr: string, proxy: ProxyChoice | null): Promise<Socket> {
   const tlsTarget = req.scheme === "https" ? { servername: isIP(req.host) ? undefined : req.host } : null;
-  if (!proxy) return open(addr, req.port, ca, tlsTarget);
+  if (!proxy) return open(addr, req.port, tlsTarget);
   const u = new URL(proxy.url);
   const proxyHost = u.hostname.replace(/^\[|\]$/g, "");
   const proxyPort = Number(u.port || (u.protocol === "https:" ? 443 : 80));
-  const ps = await open(proxyHost, proxyPort, ca, u.protocol === "https:" ? { servername: isIP(proxyHost) ? undefined : proxyHost } : null);
+  const ps = await open(proxyHost, proxyPort, u.protocol === "https:" ? { servername: isIP(proxyHost) ? undefined : proxyHost } : null);
   const target = `${isIP(addr) === 6 ? `[${addr}]` : addr}:${req.port}`;
   ps.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nUser-Agent: Go-http-client/1.1\r\n${proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : ""}\r\n`);
   const r = new SocketReader(ps);
@@ -128,7 +128,7 @@ async function dial(req: UpstreamRequest, addr: string, ca: string[], proxy: Pro
   }
   r.detach();
   if (res.rest.byteLength) ps.unshift(res.rest);
-  return tlsTarget ? open(addr, req.port, ca, tlsTarget, ps) : ps;
+  return tlsTarget ? open(addr, req.port, tlsTarget, ps) : ps;
 }
 
 /** Read the response head (bytes up to CRLFCRLF); returns it and any bytes after it. */
@@ -153,9 +153,9 @@ async function readHead(r: SocketReader): Promise<{ head: string; rest: Buffer }
  * Relay an upgrade request. `onResponse` is called with the upstream status as soon as its head
  * arrived (before the head is written to the client). Rejects with UpstreamError only before that.
  */
-export async function relayUpgrade(client: ByteDuplex, req: UpstreamRequest, ca: string[], proxy: ProxyChoice | null, onResponse: (status: number) => void): Promise<void> {
+export async function relayUpgrade(client: ByteDuplex, req: UpstreamRequest, proxy: ProxyChoice | null, onResponse: (status: number) => void): Promise<void> {
   if (req.addresses.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
-  const sock = await dial(req, req.addresses[0]!, ca, proxy);
+  const sock = await dial(req, req.addresses[0]!, proxy);
   const up = new SocketReader(sock);
   try {
     let head = `${req.method} ${req.target} HTTP/1.1\r\n`;
