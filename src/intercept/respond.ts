@@ -70,7 +70,7 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
   head += "\r\n";
   if (!noBody && res.body && !chunked && res.contentLength !== null && res.contentLength <= COALESCE_MAX_BYTES) {
     // A small body of known length: one write (one TLS record) for head and body instead of two or
-    // more; the whole body is at most COALESCE_MAX_BYTES, so waiting for it delays nothing.
+    // more. The head waits for at most COALESCE_MAX_BYTES the upstream has already announced.
     const parts: Uint8Array[] = [];
     let got = 0;
     for await (const chunk of res.body) {
