@@ -25,7 +25,7 @@ const ALL: Target[] = [
 ];
 
 // --bytecode (ESM): the entry is precompiled, which cuts `--version` cold start from ≈25 ms to ≈9 ms
-//   (bench/RESULTS.md). --no-compile-autoload-*: a compiled Bun binary would otherwise read `.env`
+//   (docs/PERFORMANCE.md). --no-compile-autoload-*: a compiled Bun binary would otherwise read `.env`
 //   and `bunfig.toml` from its working directory at start-up — an ambient way to change the proxy's
 //   environment (tokens, agent URL) that the Go binary never had.
 const FLAGS = ["--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig"];
