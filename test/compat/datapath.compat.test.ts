@@ -9,7 +9,7 @@ import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { manifest, type AgentScript } from "../helpers/agent.ts";
-import { parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange, proxyUrl } from "../helpers/clients.ts";
+import { connectRequest, parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange, proxyUrl } from "../helpers/clients.ts";
 import { tempDir } from "../helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "../helpers/tls.ts";
 import { startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "../helpers/upstream.ts";
@@ -772,7 +772,7 @@ describe("responses", () => {
 /** CONNECT + TLS, send the upgrade request, and once a 101 head arrived, send `frame`; collect until an echo frame or 3 s. */
 function wsExchange(w: World, target: string, request: string, frame: Uint8Array): Promise<string> {
   return new Promise((resolve, reject) => {
-    const raw = netConnect(w.port, "127.0.0.1", () => raw.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + w.token).toString("base64")}\r\n\r\n`));
+    const raw = netConnect(w.port, "127.0.0.1", () => raw.write(connectRequest(target, w.token)));
     let connectHead = "";
     const onConnect = (c: Buffer) => {
       connectHead += c.toString("latin1");

@@ -53,6 +53,11 @@ export function parseCurl(out: string): { status: number; headers: Record<string
   }
 }
 
+/** The CONNECT request head a workload sends (Basic auth with the token as password). */
+export function connectRequest(target: string, token: string): string {
+  return `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + token).toString("base64")}\r\n\r\n`;
+}
+
 /** A raw TCP client: send bytes, collect everything until close or timeout. */
 export function rawExchange(port: number, data: string | Uint8Array, timeoutMs = 3000): Promise<string> {
   return new Promise((resolve) => {
@@ -83,7 +88,7 @@ export function tunnelExchange(
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     const raw = netConnect(port, "127.0.0.1", () => {
-      raw.write(`CONNECT ${connectTarget} HTTP/1.1\r\nHost: ${connectTarget}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + token).toString("base64")}\r\n\r\n`);
+      raw.write(connectRequest(connectTarget, token));
     });
     let head = "";
     const onData = (c: Buffer) => {
@@ -114,7 +119,7 @@ export function tunnelExchange(
 export function plainTunnelExchange(port: number, token: string, connectTarget: string, data: string, timeoutMs = 3000, until?: (answer: string) => boolean): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = netConnect(port, "127.0.0.1", () => {
-      s.write(`CONNECT ${connectTarget} HTTP/1.1\r\nHost: ${connectTarget}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + token).toString("base64")}\r\n\r\n`);
+      s.write(connectRequest(connectTarget, token));
     });
     let got = "";
     let sent = false;
