@@ -66,9 +66,21 @@ export class Conn {
     for (const l of this.closeListeners.splice(0)) l();
   }
 
-  onceClosed(fn: () => void): void {
-    if (this.closed) fn();
-    else this.closeListeners.push(fn);
+  /**
+   * Call `fn` when the connection closes. Returns a remover: a per-request listener must be removed
+   * when the request is done, or a keep-alive connection would hold one (and everything it closes
+   * over) per request it ever carried.
+   */
+  onceClosed(fn: () => void): () => void {
+    if (this.closed) {
+      fn();
+      return () => {};
+    }
+    this.closeListeners.push(fn);
+    return () => {
+      const i = this.closeListeners.indexOf(fn);
+      if (i >= 0) this.closeListeners.splice(i, 1);
+    };
   }
 
   private wake(): void {

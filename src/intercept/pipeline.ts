@@ -231,65 +231,72 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
 
   // 5. Forward.
   const abort = new AbortController();
-  const onClose = () => abort.abort();
-  conn.onceClosed(onClose);
-  if (isUpgrade) {
-    // WebSocket and other protocol switches: a raw connection; the client connection ends with it.
-    let answered = false;
+  const offClosed = conn.onceClosed(() => abort.abort());
+  try {
+    return await forwardAndRespond(abort.signal);
+  } finally {
+    offClosed();
+  }
+
+  async function forwardAndRespond(signal: AbortSignal): Promise<boolean> {
+    if (isUpgrade) {
+      // WebSocket and other protocol switches: a raw connection; the client connection ends with it.
+      let answered = false;
+      try {
+        await ctx.forwarder.upgrade(
+          { method: head.method, scheme, host, port, target, headers, body: null, contentLength: null, addresses, signal },
+          conn,
+          (status) => {
+            answered = true;
+            audit(okStatus, { ...okFields, upstreamStatus: status });
+          },
+        );
+      } catch (e) {
+        if (answered || conn.closed) return false;
+        const detail = e instanceof UpstreamError ? e.message : String((e as Error)?.message ?? e);
+        info("upstream unreachable", [...logBase(), ["err", detail]]);
+        await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), announceClose(!keepAlive, tunnel !== null, head.keepAlive))).catch(() => {});
+        audit("tls_error", { ...okFields, upstreamStatus: 502 });
+        return keepAlive;
+      }
+      return false;
+    }
+    let bodyFailed: unknown = null;
+    let res: UpstreamResponse;
     try {
-      await ctx.forwarder.upgrade(
-        { method: head.method, scheme, host, port, target, headers, body: null, contentLength: null, addresses, signal: abort.signal },
-        conn,
-        (status) => {
-          answered = true;
-          audit(okStatus, { ...okFields, upstreamStatus: status });
-        },
-      );
+      res = await ctx.forwarder.forward({
+        method: head.method,
+        scheme,
+        host,
+        port,
+        target,
+        headers,
+        body: head.framing.kind === "none" ? null : body.stream((e) => (bodyFailed = e)),
+        contentLength: head.framing.kind === "length" ? head.framing.length : null,
+        addresses,
+        signal,
+      });
     } catch (e) {
-      if (answered || conn.closed) return false;
       const detail = e instanceof UpstreamError ? e.message : String((e as Error)?.message ?? e);
+      if (conn.closed || bodyFailed instanceof BodyError) {
+        audit("tls_error", { ...okFields, upstreamStatus: 502 });
+        return false;
+      }
       info("upstream unreachable", [...logBase(), ["err", detail]]);
+      keepAlive = keepAlive && body.finished;
       await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), announceClose(!keepAlive, tunnel !== null, head.keepAlive))).catch(() => {});
       audit("tls_error", { ...okFields, upstreamStatus: 502 });
       return keepAlive;
     }
-    return false;
-  }
-  let bodyFailed: unknown = null;
-  let res: UpstreamResponse;
-  try {
-    res = await ctx.forwarder.forward({
-      method: head.method,
-      scheme,
-      host,
-      port,
-      target,
-      headers,
-      body: head.framing.kind === "none" ? null : body.stream((e) => (bodyFailed = e)),
-      contentLength: head.framing.kind === "length" ? head.framing.length : null,
-      addresses,
-      signal: abort.signal,
-    });
-  } catch (e) {
-    const detail = e instanceof UpstreamError ? e.message : String((e as Error)?.message ?? e);
-    if (conn.closed || bodyFailed instanceof BodyError) {
-      audit("tls_error", { ...okFields, upstreamStatus: 502 });
+    try {
+      // The request body must be fully consumed before the connection can carry another request.
+      const reusable = await writeUpstreamResponse(conn, res, { method: head.method, clientVersion: head.version, close: !keepAlive, announce: announceClose(!keepAlive, tunnel !== null, head.keepAlive) });
+      audit(okStatus, { ...okFields, upstreamStatus: res.status });
+      return reusable && body.finished && !conn.closeAfterResponse;
+    } catch {
+      audit(okStatus, { ...okFields, upstreamStatus: res.status });
       return false;
     }
-    info("upstream unreachable", [...logBase(), ["err", detail]]);
-    keepAlive = keepAlive && body.finished;
-    await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), announceClose(!keepAlive, tunnel !== null, head.keepAlive))).catch(() => {});
-    audit("tls_error", { ...okFields, upstreamStatus: 502 });
-    return keepAlive;
-  }
-  try {
-    // The request body must be fully consumed before the connection can carry another request.
-    const reusable = await writeUpstreamResponse(conn, res, { method: head.method, clientVersion: head.version, close: !keepAlive, announce: announceClose(!keepAlive, tunnel !== null, head.keepAlive) });
-    audit(okStatus, { ...okFields, upstreamStatus: res.status });
-    return reusable && body.finished && !conn.closeAfterResponse;
-  } catch {
-    audit(okStatus, { ...okFields, upstreamStatus: res.status });
-    return false;
   }
 }
 
