@@ -74,6 +74,8 @@ interface Load {
   bytes: number;
   seconds: number;
   first_error?: string;
+  /** Highest VmRSS of the proxy sampled every 50 ms during the cell. */
+  rss_max_mib?: number;
 }
 
 async function loadgen(args: string[]): Promise<Load> {
@@ -201,9 +203,16 @@ for (const spec of targets) {
   // warm-up (and the first leaf for api.test)
   await loadgen([...clientArgs(t, URL), "-c", "4", "-d", "0.5s"]);
   for (const { c, keepalive } of cells) {
+    // the proxy's RSS sampled while the cell runs (which cell drives the peak)
+    let cellMax = 0;
+    const sampler = t.proxy ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50) : undefined;
     const res = await loadgen([...clientArgs(t, URL), "-c", String(c), "-d", CELL, `-keepalive=${keepalive}`]);
+    if (sampler) {
+      clearInterval(sampler);
+      res.rss_max_mib = cellMax / 1024;
+    }
     r.cells[cellName(c, keepalive)] = res;
-    console.log(`  ${cellName(c, keepalive).padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}`);
+    console.log(`  ${cellName(c, keepalive).padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`);
   }
   if (t.proxy) {
     r.peak_rss_mib = rssKiB(pidOf(t.proxy)).hwm / 1024;
