@@ -4,7 +4,9 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "..");
-const ours = process.env.CLEF_PROXY_BIN ?? join(ROOT, "bin", `clef-proxy-${process.platform}-${process.arch}${process.platform === "win32" ? ".exe" : ""}`);
+const ours =
+  process.env.CLEF_PROXY_BIN ??
+  join(ROOT, "bin", `clef-proxy-${process.platform}-${process.arch}${process.platform === "win32" ? ".exe" : ""}`);
 const ref = process.env.REF_BIN ?? join(ROOT, "node_modules", "@clef-sh", "proxy-linux-x64", "bin", "clef-proxy");
 
 export function measure(bin: string, runs = 30): number[] {
@@ -19,17 +21,22 @@ export function measure(bin: string, runs = 30): number[] {
   return times.sort((a, b) => a - b);
 }
 
-export const median = (xs: number[]) => (xs.length % 2 ? xs[(xs.length - 1) / 2]! : (xs[xs.length / 2 - 1]! + xs[xs.length / 2]!) / 2);
+export const median = (xs: number[]) =>
+  xs.length % 2 ? xs[(xs.length - 1) / 2]! : (xs[xs.length / 2 - 1]! + xs[xs.length / 2]!) / 2;
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 
 if (import.meta.main) {
   if (!existsSync(ours)) throw new Error(`our binary not found at ${ours} (bun scripts/build.ts)`);
   const runs = Number(process.argv[2] ?? 30);
   const o = measure(ours, runs);
-  console.log(`ours       ${ours}\n  median ${fmt(median(o))}  min ${fmt(o[0]!)}  max ${fmt(o[o.length - 1]!)}  (${runs} runs)`);
+  console.log(
+    `ours       ${ours}\n  median ${fmt(median(o))}  min ${fmt(o[0]!)}  max ${fmt(o[o.length - 1]!)}  (${runs} runs)`,
+  );
   if (existsSync(ref) && process.platform === "linux" && process.arch === "x64") {
     const r = measure(ref, runs);
-    console.log(`reference  ${ref}\n  median ${fmt(median(r))}  min ${fmt(r[0]!)}  max ${fmt(r[r.length - 1]!)}  (${runs} runs)`);
+    console.log(
+      `reference  ${ref}\n  median ${fmt(median(r))}  min ${fmt(r[0]!)}  max ${fmt(r[r.length - 1]!)}  (${runs} runs)`,
+    );
     console.log(`ratio ours/reference (median): ${(median(o) / median(r)).toFixed(2)}x`);
   } else {
     console.log("reference binary not available here: no ratio");

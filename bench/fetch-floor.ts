@@ -27,8 +27,13 @@ if (process.argv[2] === "--child") {
   clearInterval(iv);
   max = Math.max(max, rss());
   const s = (performance.now() - t0) / 1000;
-  const chunks = [...sizes].sort((a, b) => a[0] - b[0]).map(([k, v]) => `≤${k / 1024}K:${v}`).join(" ");
-  console.log(`${(n / 1048576).toFixed(0)} MiB  ${(n / 1048576 / s).toFixed(0)} MiB/s  RSS growth ${(max - r0).toFixed(1)} MiB  chunks ${chunks}`);
+  const chunks = [...sizes]
+    .sort((a, b) => a[0] - b[0])
+    .map(([k, v]) => `≤${k / 1024}K:${v}`)
+    .join(" ");
+  console.log(
+    `${(n / 1048576).toFixed(0)} MiB  ${(n / 1048576 / s).toFixed(0)} MiB/s  RSS growth ${(max - r0).toFixed(1)} MiB  chunks ${chunks}`,
+  );
   process.exit(0);
 }
 
@@ -36,10 +41,15 @@ const mib = Number(process.argv[2] ?? 100);
 const runs = Number(process.argv[3] ?? 3);
 const work = mkdtempSync(join(tmpdir(), "clef-fetch-floor-"));
 const loadgen = join(work, "loadgen");
-await $`go build -o ${loadgen} main.go`.cwd(join(import.meta.dir, "loadgen")).env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>).quiet();
+await $`go build -o ${loadgen} main.go`
+  .cwd(join(import.meta.dir, "loadgen"))
+  .env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>)
+  .quiet();
 const { makeTestPki } = await import("../test/helpers/tls.ts");
 const pki = makeTestPki(["api.test"], ["127.0.0.2"]);
-const up = Bun.spawn([loadgen, "serve", "-addr", "127.0.0.2:0", "-cert", pki.certPath, "-key", pki.keyPath], { stdout: "pipe" });
+const up = Bun.spawn([loadgen, "serve", "-addr", "127.0.0.2:0", "-cert", pki.certPath, "-key", pki.keyPath], {
+  stdout: "pipe",
+});
 const reader = (up.stdout as ReadableStream<Uint8Array>).getReader();
 let text = "";
 while (!/listening (\d+)/.test(text)) {
@@ -51,7 +61,10 @@ const port = /listening (\d+)/.exec(text)![1]!;
 console.log(`bare Bun ${Bun.version} fetch, ${mib} MiB over HTTPS from the Go upstream, body discarded:`);
 try {
   for (let i = 0; i < runs; i++) {
-    const p = Bun.spawn([process.execPath, resolve(import.meta.path), "--child", port, pki.caPath, String(mib)], { stdout: "inherit", stderr: "inherit" });
+    const p = Bun.spawn([process.execPath, resolve(import.meta.path), "--child", port, pki.caPath, String(mib)], {
+      stdout: "inherit",
+      stderr: "inherit",
+    });
     await p.exited;
   }
 } finally {

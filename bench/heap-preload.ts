@@ -16,5 +16,8 @@ setInterval(() => {
     .slice(0, 12)
     .map(([k, v]) => `${k}:${v}`)
     .join(" ");
-  appendFileSync(out, `${new Date().toISOString()} rss=${(m.rss / MiB).toFixed(0)} heap=${(h.heapSize / MiB).toFixed(1)} extra=${(h.extraMemorySize / MiB).toFixed(1)} objects=${h.objectCount} | ${top}\n`);
+  appendFileSync(
+    out,
+    `${new Date().toISOString()} rss=${(m.rss / MiB).toFixed(0)} heap=${(h.heapSize / MiB).toFixed(1)} extra=${(h.extraMemorySize / MiB).toFixed(1)} objects=${h.objectCount} | ${top}\n`,
+  );
 }, 1000).unref();

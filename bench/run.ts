@@ -27,7 +27,10 @@ await $`${process.execPath} ${join(ROOT, "scripts/build.ts")}`.quiet();
 const work = join(tmpdir(), `clef-bench-${process.pid}`);
 mkdirSync(work, { recursive: true });
 const LOADGEN = join(work, "loadgen");
-await $`go build -o ${LOADGEN} main.go`.cwd(join(import.meta.dir, "loadgen")).env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>).quiet();
+await $`go build -o ${LOADGEN} main.go`
+  .cwd(join(import.meta.dir, "loadgen"))
+  .env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>)
+  .quiet();
 
 const { OUR_BIN, REF_BIN } = await import("../test/helpers/bin.ts");
 const { startAgent, manifest, agentEnv } = await import("../test/helpers/agent.ts");
@@ -42,7 +45,10 @@ const pki = makeTestPki(["api.test", ...mintNames], ["127.0.0.2"]);
 // ---------------------------------------------------------------------------------------------
 // Upstream (Go, separate process)
 
-const upstream = Bun.spawn([LOADGEN, "serve", "-addr", "127.0.0.2:0", "-cert", pki.certPath, "-key", pki.keyPath], { stdout: "pipe", stderr: "inherit" });
+const upstream = Bun.spawn([LOADGEN, "serve", "-addr", "127.0.0.2:0", "-cert", pki.certPath, "-key", pki.keyPath], {
+  stdout: "pipe",
+  stderr: "inherit",
+});
 const upPort = await (async () => {
   const reader = (upstream.stdout as ReadableStream<Uint8Array>).getReader();
   let text = "";
@@ -56,7 +62,10 @@ const upPort = await (async () => {
 })();
 
 const agent = startAgent({
-  services: manifest([{ name: "api", host: "api.test", auth: { scheme: "bearer", credential: "bench/KEY" } }], mintNames),
+  services: manifest(
+    [{ name: "api", host: "api.test", auth: { scheme: "bearer", credential: "bench/KEY" } }],
+    mintNames,
+  ),
   secrets: { "bench/KEY": "bench-secret-value" },
 });
 const hosts: Record<string, string> = { "api.test": "127.0.0.2" };
@@ -113,23 +122,59 @@ async function startMitm(): Promise<Target & { spawnToListenMs: number }> {
   const addon = join(dir, "inject.py");
   writeFileSync(addon, 'def request(flow): flow.request.headers["Authorization"] = "Bearer bench-secret-value"\n');
   const t0 = performance.now();
-  const proc = Bun.spawn(withHosts(hosts, ["mitmdump", "-q", "--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", `confdir=${dir}`,
-    "--proxyauth", `x:${TOKEN}`, "--set", `ssl_verify_upstream_trusted_ca=${pki.caPath}`, "-s", addon]), { stdout: "ignore", stderr: "ignore" });
+  const proc = Bun.spawn(
+    withHosts(hosts, [
+      "mitmdump",
+      "-q",
+      "--listen-host",
+      "127.0.0.1",
+      "--listen-port",
+      String(port),
+      "--set",
+      `confdir=${dir}`,
+      "--proxyauth",
+      `x:${TOKEN}`,
+      "--set",
+      `ssl_verify_upstream_trusted_ca=${pki.caPath}`,
+      "-s",
+      addon,
+    ]),
+    { stdout: "ignore", stderr: "ignore" },
+  );
   for (let i = 0; i < 300; i++) {
-    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => (s.end(), true), () => false);
+    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+      (s) => (s.end(), true),
+      () => false,
+    );
     if (ok) break;
     await Bun.sleep(20);
   }
   const spawnToListenMs = performance.now() - t0;
-  const fake = { pid: proc.pid, kill: (sig?: NodeJS.Signals | number) => proc.kill(sig as number), exited: proc.exited } as unknown as ProxyProcess;
-  return { name: "mitmproxy", kind: "proxy", proxy: fake, port, ca: join(dir, "mitmproxy-ca-cert.pem"), spawnToListenMs };
+  const fake = {
+    pid: proc.pid,
+    kill: (sig?: NodeJS.Signals | number) => proc.kill(sig as number),
+    exited: proc.exited,
+  } as unknown as ProxyProcess;
+  return {
+    name: "mitmproxy",
+    kind: "proxy",
+    proxy: fake,
+    port,
+    ca: join(dir, "mitmproxy-ca-cert.pem"),
+    spawnToListenMs,
+  };
 }
 
 async function startTarget(name: string, bin: string): Promise<Target & { spawnToListenMs: number }> {
   if (name === "mitmproxy") return startMitm();
   const port = await freePort();
   const t0 = performance.now();
-  const proxy = await startProxy({ bin, config: { listen: { port }, metadata: { proxy_id: "bench" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts });
+  const proxy = await startProxy({
+    bin,
+    config: { listen: { port }, metadata: { proxy_id: "bench" } },
+    env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath },
+    hosts,
+  });
   const spawnToListenMs = performance.now() - t0;
   // drain stdout (audit lines) so the pipe never blocks: the collector in startProxy keeps lines in
   // memory; drop them periodically so a long run does not grow this process
@@ -205,14 +250,18 @@ for (const spec of targets) {
   for (const { c, keepalive } of cells) {
     // the proxy's RSS sampled while the cell runs (which cell drives the peak)
     let cellMax = 0;
-    const sampler = t.proxy ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50) : undefined;
+    const sampler = t.proxy
+      ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
+      : undefined;
     const res = await loadgen([...clientArgs(t, URL), "-c", String(c), "-d", CELL, `-keepalive=${keepalive}`]);
     if (sampler) {
       clearInterval(sampler);
       res.rss_max_mib = cellMax / 1024;
     }
     r.cells[cellName(c, keepalive)] = res;
-    console.log(`  ${cellName(c, keepalive).padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`);
+    console.log(
+      `  ${cellName(c, keepalive).padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
+    );
   }
   if (t.proxy) {
     r.peak_rss_mib = rssKiB(pidOf(t.proxy)).hwm / 1024;
@@ -222,7 +271,9 @@ for (const spec of targets) {
     const mint = await loadgen([...clientArgs(t, URL), "-urls", urls.join(","), "-keepalive=false"]);
     r.mint_first_request_p50_us = mint.p50_us;
     r.mint_first_request_p99_us = mint.p99_us;
-    console.log(`  mint (${MINT_HOSTS} new hosts)  p50 ${(mint.p50_us / 1000).toFixed(2)} ms  p99 ${(mint.p99_us / 1000).toFixed(2)} ms  errors ${mint.errors}`);
+    console.log(
+      `  mint (${MINT_HOSTS} new hosts)  p50 ${(mint.p50_us / 1000).toFixed(2)} ms  p99 ${(mint.p99_us / 1000).toFixed(2)} ms  errors ${mint.errors}`,
+    );
   }
   // one large streamed body, RSS sampled while it flows
   {
@@ -231,8 +282,14 @@ for (const spec of targets) {
     const timer = t.proxy ? setInterval(() => (max = Math.max(max, rssKiB(pidOf(t.proxy!)).rss)), 25) : undefined;
     const res = await loadgen([...clientArgs(t, `https://api.test:${upPort}/bytes/${STREAM_BYTES}`), "-n", "1"]);
     if (timer) clearInterval(timer);
-    r.stream = { mib_per_s: res.bytes / 1048576 / res.seconds, rss_growth_mib: (max - before) / 1024, bytes: res.bytes };
-    console.log(`  stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${r.stream.mib_per_s.toFixed(0)} MiB/s  RSS growth ${r.stream.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)`);
+    r.stream = {
+      mib_per_s: res.bytes / 1048576 / res.seconds,
+      rss_growth_mib: (max - before) / 1024,
+      bytes: res.bytes,
+    };
+    console.log(
+      `  stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${r.stream.mib_per_s.toFixed(0)} MiB/s  RSS growth ${r.stream.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)`,
+    );
   }
   await stopTarget(t);
 }
@@ -250,10 +307,19 @@ const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefi
 const f = (x: number | undefined, d = 1) => (x === undefined ? "–" : x.toFixed(d));
 
 const mitm = results.mitmproxy;
-const cols: Array<[string, TargetResult | undefined]> = [["direct", direct], ["reference", ref], ["ours", ours], ...(mitm ? [["mitmproxy", mitm] as [string, TargetResult]] : [])];
+const cols: Array<[string, TargetResult | undefined]> = [
+  ["direct", direct],
+  ["reference", ref],
+  ["ours", ours],
+  ...(mitm ? [["mitmproxy", mitm] as [string, TargetResult]] : []),
+];
 const rows: string[][] = [["metric", ...cols.map(([n]) => n), "ours/ref"]];
 function row(label: string, get: (t: TargetResult) => number | undefined, digits: number, withDirect = true): void {
-  rows.push([label, ...cols.map(([n, t]) => (t && (withDirect || n !== "direct") ? f(get(t), digits) : "–")), f(ratio(get(ours), ref ? get(ref) : undefined), 2)]);
+  rows.push([
+    label,
+    ...cols.map(([n, t]) => (t && (withDirect || n !== "direct") ? f(get(t), digits) : "–")),
+    f(ratio(get(ours), ref ? get(ref) : undefined), 2),
+  ]);
 }
 for (const { c, keepalive } of cells) {
   const k = cellName(c, keepalive);
@@ -261,7 +327,12 @@ for (const { c, keepalive } of cells) {
   row(`${k} p50 ms`, (t) => (t.cells[k] ? t.cells[k]!.p50_us / 1000 : undefined), 2);
   row(`${k} p99 ms`, (t) => (t.cells[k] ? t.cells[k]!.p99_us / 1000 : undefined), 2);
 }
-row("first request, new host p50 ms", (t) => (t.mint_first_request_p50_us !== undefined ? t.mint_first_request_p50_us / 1000 : undefined), 2, false);
+row(
+  "first request, new host p50 ms",
+  (t) => (t.mint_first_request_p50_us !== undefined ? t.mint_first_request_p50_us / 1000 : undefined),
+  2,
+  false,
+);
 row("--version cold start ms", (t) => t.version_cold_start_ms, 1, false);
 row("spawn → listening ms", (t) => t.spawn_to_listening_ms, 1, false);
 row("idle RSS MiB", (t) => t.idle_rss_mib, 1, false);
@@ -270,18 +341,41 @@ row(`stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB MiB/s`, (t) => t.stream?.
 row("stream RSS growth MiB", (t) => t.stream?.rss_growth_mib, 1, false);
 
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-const table = rows.map((r) => "| " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ") + " |");
+const table = rows.map(
+  (r) => "| " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ") + " |",
+);
 table.splice(1, 0, "|" + widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|");
 
 // Targets (issue 7): ratios within this run
-const added = (t: TargetResult | undefined) => (t ? t.cells["c1-keepalive"]!.p50_us - direct.cells["c1-keepalive"]!.p50_us : undefined);
+const added = (t: TargetResult | undefined) =>
+  t ? t.cells["c1-keepalive"]!.p50_us - direct.cells["c1-keepalive"]!.p50_us : undefined;
 const targetsMet: Array<{ target: string; value: string; met: boolean | null }> = [
-  { target: "keep-alive c=16 throughput ≥ 1.5× reference", value: f(ratio(ours.cells["c16-keepalive"]?.rps, ref?.cells["c16-keepalive"]?.rps), 2) + "×", met: ref ? ours.cells["c16-keepalive"]!.rps >= 1.5 * ref.cells["c16-keepalive"]!.rps : null },
-  { target: "p50 added latency (c=1 keep-alive, vs direct) ≤ reference's", value: `${f(added(ours)! / 1000, 3)} ms vs ${f(ref ? added(ref)! / 1000 : undefined, 3)} ms`, met: ref ? added(ours)! <= added(ref)! : null },
-  { target: "new-connection req/s ≥ reference (c=16)", value: f(ratio(ours.cells["c16-newconn"]?.rps, ref?.cells["c16-newconn"]?.rps), 2) + "×", met: ref ? ours.cells["c16-newconn"]!.rps >= ref.cells["c16-newconn"]!.rps : null },
-  { target: "--version ≤ 3× reference", value: f(ratio(ours.version_cold_start_ms, ref?.version_cold_start_ms), 2) + "×", met: ref ? ours.version_cold_start_ms! <= 3 * ref.version_cold_start_ms! : null },
+  {
+    target: "keep-alive c=16 throughput ≥ 1.5× reference",
+    value: f(ratio(ours.cells["c16-keepalive"]?.rps, ref?.cells["c16-keepalive"]?.rps), 2) + "×",
+    met: ref ? ours.cells["c16-keepalive"]!.rps >= 1.5 * ref.cells["c16-keepalive"]!.rps : null,
+  },
+  {
+    target: "p50 added latency (c=1 keep-alive, vs direct) ≤ reference's",
+    value: `${f(added(ours)! / 1000, 3)} ms vs ${f(ref ? added(ref)! / 1000 : undefined, 3)} ms`,
+    met: ref ? added(ours)! <= added(ref)! : null,
+  },
+  {
+    target: "new-connection req/s ≥ reference (c=16)",
+    value: f(ratio(ours.cells["c16-newconn"]?.rps, ref?.cells["c16-newconn"]?.rps), 2) + "×",
+    met: ref ? ours.cells["c16-newconn"]!.rps >= ref.cells["c16-newconn"]!.rps : null,
+  },
+  {
+    target: "--version ≤ 3× reference",
+    value: f(ratio(ours.version_cold_start_ms, ref?.version_cold_start_ms), 2) + "×",
+    met: ref ? ours.version_cold_start_ms! <= 3 * ref.version_cold_start_ms! : null,
+  },
   { target: "peak RSS under load ≤ 150 MiB", value: `${f(ours.peak_rss_mib)} MiB`, met: ours.peak_rss_mib! <= 150 },
-  { target: `${(STREAM_BYTES / 1048576).toFixed(0)} MiB streamed with RSS growth < 32 MiB`, value: `${f(ours.stream?.rss_growth_mib)} MiB`, met: ours.stream!.rss_growth_mib < 32 },
+  {
+    target: `${(STREAM_BYTES / 1048576).toFixed(0)} MiB streamed with RSS growth < 32 MiB`,
+    value: `${f(ours.stream?.rss_growth_mib)} MiB`,
+    met: ours.stream!.rss_growth_mib < 32,
+  },
 ];
 
 const cpu = (() => {
@@ -291,10 +385,13 @@ const cpu = (() => {
     return "";
   }
 })();
-console.log(`\n${new Date().toISOString()}  ${process.platform}-${process.arch}  ${navigator.hardwareConcurrency} cpus  ${cpu}  cells ${CELL}\n`);
+console.log(
+  `\n${new Date().toISOString()}  ${process.platform}-${process.arch}  ${navigator.hardwareConcurrency} cpus  ${cpu}  cells ${CELL}\n`,
+);
 console.log(table.join("\n"));
 console.log("\nTargets:");
-for (const t of targetsMet) console.log(`  ${t.met === null ? "n/a " : t.met ? "MET " : "MISS"}  ${t.target}: ${t.value}`);
+for (const t of targetsMet)
+  console.log(`  ${t.met === null ? "n/a " : t.met ? "MET " : "MISS"}  ${t.target}: ${t.value}`);
 
 const report = {
   date: new Date().toISOString(),

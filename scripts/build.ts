@@ -28,7 +28,14 @@ const ALL: Target[] = [
 //   (docs/PERFORMANCE.md). --no-compile-autoload-*: a compiled Bun binary would otherwise read `.env`
 //   and `bunfig.toml` from its working directory at start-up — an ambient way to change the proxy's
 //   environment (tokens, agent URL) that the Go binary never had.
-const FLAGS = ["--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig"];
+const FLAGS = [
+  "--compile",
+  "--minify",
+  "--bytecode",
+  "--format=esm",
+  "--no-compile-autoload-dotenv",
+  "--no-compile-autoload-bunfig",
+];
 
 const bunTarget = (t: Target) => `bun-${t.platform === "win32" ? "windows" : t.platform}-${t.arch}`;
 const exe = (t: Target) => (t.platform === "win32" ? ".exe" : "");

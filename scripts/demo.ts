@@ -45,11 +45,29 @@ writeFileSync(
     secrets: { "demo/secret": "env:DEMO_SECRET" },
   }),
 );
-const proxy = Bun.spawn([process.execPath, join(root, "src/cli/main.ts"), "serve", "--config", join(dir, "config.json"), "--services", join(dir, "services.json")], {
-  env: { PATH: process.env.PATH ?? "", HOME: dir, XDG_CONFIG_HOME: join(dir, "xdg"), CLEF_PROXY_TOKEN: token, DEMO_SECRET: secret, SSL_CERT_FILE: join(dir, "upstream-ca.crt") },
-  stdout: "pipe",
-  stderr: "pipe",
-});
+const proxy = Bun.spawn(
+  [
+    process.execPath,
+    join(root, "src/cli/main.ts"),
+    "serve",
+    "--config",
+    join(dir, "config.json"),
+    "--services",
+    join(dir, "services.json"),
+  ],
+  {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: dir,
+      XDG_CONFIG_HOME: join(dir, "xdg"),
+      CLEF_PROXY_TOKEN: token,
+      DEMO_SECRET: secret,
+      SSL_CERT_FILE: join(dir, "upstream-ca.crt"),
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  },
+);
 const stderrLines: string[] = [];
 const ready = new Promise<void>((resolveReady, reject) => {
   (async () => {
@@ -67,7 +85,10 @@ consola.success(`proxy listening on 127.0.0.1:${port}; upstream on https://local
 
 // 3. The client: no credential, only the proxy and trust in the proxy's CA.
 const proxyCa = readFileSync(join(dir, "xdg/clef/proxy/ca.crt"), "utf8");
-const res = await fetch(`https://localhost:${upstream.port}/hello`, { proxy: `http://demo:${token}@127.0.0.1:${port}`, tls: { ca: proxyCa } } as RequestInit);
+const res = await fetch(`https://localhost:${upstream.port}/hello`, {
+  proxy: `http://demo:${token}@127.0.0.1:${port}`,
+  tls: { ca: proxyCa },
+} as RequestInit);
 const body = await res.json();
 consola.info(`client got ${res.status}: ${JSON.stringify(body)}`);
 
@@ -77,7 +98,10 @@ await proxy.exited;
 upstream.stop(true);
 
 const injected = seenAuth === `Bearer ${secret}`;
-consola.info("the client sent no Authorization header; the upstream received: " + (seenAuth ? `Authorization: Bearer ${secret.slice(0, 9)}… (the DEMO_SECRET)` : "nothing"));
+consola.info(
+  "the client sent no Authorization header; the upstream received: " +
+    (seenAuth ? `Authorization: Bearer ${secret.slice(0, 9)}… (the DEMO_SECRET)` : "nothing"),
+);
 consola.info("audit line: " + audit);
 if (!injected || res.status !== 200) {
   consola.error("demo failed: the credential was not injected");

@@ -23,13 +23,18 @@ const config = JSON.parse(readFileSync(join(root, "examples/config.json"), "utf8
 config.listen = { ...config.listen, port };
 writeFileSync(configPath, JSON.stringify(config));
 
-const caDir = process.env.XDG_CONFIG_HOME ? join(process.env.XDG_CONFIG_HOME, "clef/proxy") : join(process.env.HOME ?? "~", ".config/clef/proxy");
-const child = Bun.spawn([process.execPath, join(root, "src/cli/main.ts"), "serve", "--config", configPath, "--services", services], {
-  env: { ...process.env, CLEF_PROXY_TOKEN: token },
-  stdin: "ignore",
-  stdout: "inherit",
-  stderr: "pipe",
-});
+const caDir = process.env.XDG_CONFIG_HOME
+  ? join(process.env.XDG_CONFIG_HOME, "clef/proxy")
+  : join(process.env.HOME ?? "~", ".config/clef/proxy");
+const child = Bun.spawn(
+  [process.execPath, join(root, "src/cli/main.ts"), "serve", "--config", configPath, "--services", services],
+  {
+    env: { ...process.env, CLEF_PROXY_TOKEN: token },
+    stdin: "ignore",
+    stdout: "inherit",
+    stderr: "pipe",
+  },
+);
 
 let shown = false;
 (async () => {

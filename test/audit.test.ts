@@ -33,7 +33,16 @@ describe("encoding (byte-identical to the reference's json.Encoder lines)", () =
     expect(encodeAuditLine(injected, { proxyId: "vm" })).toBe(
       `{"schema_version":1,"ts":"${rfc3339Nano(1795384051024780471n)}","proxy_id":"vm","request_id":"d77e21c3-aca7-4093-b3cc-4041480edc26","client_ip":"127.0.0.1","method":"GET","host":"api.test:19443","path":"/one","service":"gh","credential_handle":"ns/KEY","injection_point":"header:Authorization","status":"injected","upstream_status":200,"latency_ms":7}\n`,
     );
-    const denied: AuditEntry = { ts: "2026-11-22T21:47:31.054457939Z", requestId: "2d94", clientIp: "127.0.0.1", method: "GET", host: "deny.test:19443", path: "/deny", status: "denied", latencyMs: 0 };
+    const denied: AuditEntry = {
+      ts: "2026-11-22T21:47:31.054457939Z",
+      requestId: "2d94",
+      clientIp: "127.0.0.1",
+      method: "GET",
+      host: "deny.test:19443",
+      path: "/deny",
+      status: "denied",
+      latencyMs: 0,
+    };
     expect(encodeAuditLine(denied, { proxyId: "vm", authMode: "lambda-loopback" })).toBe(
       '{"schema_version":1,"ts":"2026-11-22T21:47:31.054457939Z","proxy_id":"vm","request_id":"2d94","client_ip":"127.0.0.1","method":"GET","host":"deny.test:19443","path":"/deny","status":"denied","latency_ms":0,"auth_mode":"lambda-loopback"}\n',
     );
@@ -46,12 +55,23 @@ describe("encoding (byte-identical to the reference's json.Encoder lines)", () =
   });
 
   test("Go's HTML-safe string escaping", () => {
-    expect(goJsonEncode({ b: "<a&b>\u2028\x01\n\"\\", a: ["x"] })).toBe('{"a":["x"],"b":"\\u003ca\\u0026b\\u003e\\u2028\\u0001\\n\\"\\\\"}\n');
+    expect(goJsonEncode({ b: '<a&b>\u2028\x01\n"\\', a: ["x"] })).toBe(
+      '{"a":["x"],"b":"\\u003ca\\u0026b\\u003e\\u2028\\u0001\\n\\"\\\\"}\n',
+    );
   });
 });
 
 function entry(i: number): AuditEntry {
-  return { ts: 1795384051024780471n, requestId: `id-${i}`, clientIp: "127.0.0.1", method: "GET", host: "h", path: "/" + "p".repeat(200), status: "denied", latencyMs: 0 };
+  return {
+    ts: 1795384051024780471n,
+    requestId: `id-${i}`,
+    clientIp: "127.0.0.1",
+    method: "GET",
+    host: "h",
+    path: "/" + "p".repeat(200),
+    status: "denied",
+    latencyMs: 0,
+  };
 }
 
 describe("file sink rotation", () => {
@@ -63,7 +83,11 @@ describe("file sink rotation", () => {
     for (let i = 0; i < 45; i++) w.write(entry(i));
     await w.close(Date.now() + 1000);
     expect(readdirSync(join(dir, "sub")).sort()).toEqual(["audit.log", "audit.log.1", "audit.log.2"]);
-    const lines = (f: string) => readFileSync(join(dir, "sub", f), "utf8").trim().split("\n").map((l) => JSON.parse(l).request_id);
+    const lines = (f: string) =>
+      readFileSync(join(dir, "sub", f), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).request_id);
     // 45 lines at 10 per file: .2 holds 20-29, .1 holds 30-39, current 40-44; 0-19 rotated out.
     expect(lines("audit.log.2")).toEqual(Array.from({ length: 10 }, (_, i) => `id-${20 + i}`));
     expect(lines("audit.log.1")).toEqual(Array.from({ length: 10 }, (_, i) => `id-${30 + i}`));
@@ -86,7 +110,10 @@ describe("file sink rotation", () => {
     const port = await freePort();
     const dir = tempDir();
     const file = join(dir, "audit.log");
-    const p = await startProxy({ config: { listen: { port }, audit: { destination: "file", file, max_size_mb: 1, max_files: 2 } }, env: agentEnv(agent, TOKEN) });
+    const p = await startProxy({
+      config: { listen: { port }, audit: { destination: "file", file, max_size_mb: 1, max_files: 2 } },
+      env: agentEnv(agent, TOKEN),
+    });
     const big = "x".repeat(8000);
     const n = 400;
     await pipelined(port, n, (i) => `GET http://deny.test/${big}/${i} HTTP/1.1\r\nHost: deny.test\r\n${AUTH}\r\n`);
@@ -98,7 +125,12 @@ describe("file sink rotation", () => {
     expect(rotatedSize).toBeGreaterThanOrEqual(1 << 20);
     expect(rotatedSize).toBeLessThan((1 << 20) + 9000); // exceeds by at most one line
     // The kept files hold the newest lines, contiguous and in order (older ones rotated out).
-    const ids = ["audit.log.2", "audit.log.1", "audit.log"].flatMap((f) => readFileSync(join(dir, f), "utf8").trim().split("\n").map((l) => Number(JSON.parse(l).path.split("/").pop())));
+    const ids = ["audit.log.2", "audit.log.1", "audit.log"].flatMap((f) =>
+      readFileSync(join(dir, f), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => Number(JSON.parse(l).path.split("/").pop())),
+    );
     expect(ids.at(-1)).toBe(n - 1);
     expect(ids.every((v, i) => i === 0 || v === ids[i - 1]! + 1)).toBe(true);
     expect(ids.length).toBeGreaterThan(2 * 128);
@@ -138,7 +170,11 @@ describe("nothing lost", () => {
     const port = await freePort();
     const p = await startProxy({ config: { listen: { port } }, env: agentEnv(agent, TOKEN) });
     const per = 2500;
-    await Promise.all([0, 1, 2, 3].map((c) => pipelined(port, per, (i) => `GET http://deny.test/c${c}/r${i} HTTP/1.1\r\nHost: deny.test\r\n${AUTH}\r\n`)));
+    await Promise.all(
+      [0, 1, 2, 3].map((c) =>
+        pipelined(port, per, (i) => `GET http://deny.test/c${c}/r${i} HTTP/1.1\r\nHost: deny.test\r\n${AUTH}\r\n`),
+      ),
+    );
     p.kill("SIGTERM");
     expect(await p.exited).toBe(0);
     agent.stop();
@@ -188,7 +224,10 @@ describe("nothing lost", () => {
   test("a stalled stdout reader (a real full pipe): every line arrives, in order, exactly once", async () => {
     const r = await withFifoStdout(script(20000, 10_000), 1500);
     expect(r.code).toBe(0);
-    const ids = r.out.trim().split("\n").map((l) => JSON.parse(l).request_id);
+    const ids = r.out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).request_id);
     expect(ids.length).toBe(20000);
     expect(ids.every((id, i) => id === `id-${i}`)).toBe(true);
     expect(r.err).toContain("audit: back-pressure");
@@ -204,13 +243,22 @@ describe("nothing lost", () => {
     if (!existsSync("/dev/full")) return console.warn("NOTICE: /dev/full missing; test skipped");
     const agent = startAgent({ services: manifest([]) });
     const port = await freePort();
-    const p = await startProxy({ config: { listen: { port }, audit: { destination: "file", file: "/dev/full" }, serve: { drain_timeout: "100ms" } }, env: agentEnv(agent, TOKEN) });
+    const p = await startProxy({
+      config: {
+        listen: { port },
+        audit: { destination: "file", file: "/dev/full" },
+        serve: { drain_timeout: "100ms" },
+      },
+      env: agentEnv(agent, TOKEN),
+    });
     await pipelined(port, 5, (i) => `GET http://deny.test/${i} HTTP/1.1\r\nHost: deny.test\r\n${AUTH}\r\n`);
     await p.waitForStderr(/msg="audit: write failed, retrying; entries are kept"/);
     await pipelined(port, 5, (i) => `GET http://deny.test/again${i} HTTP/1.1\r\nHost: deny.test\r\n${AUTH}\r\n`);
     p.kill();
     expect(await p.exited).toBe(0);
-    expect(p.stderr.some((l) => l.includes("audit: shutdown deadline reached before every entry was written"))).toBe(true);
+    expect(p.stderr.some((l) => l.includes("audit: shutdown deadline reached before every entry was written"))).toBe(
+      true,
+    );
     agent.stop();
   }, 30_000);
 });

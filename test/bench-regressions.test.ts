@@ -4,7 +4,13 @@ import type { Socket } from "bun";
 import { Conn, type ConnData } from "../src/intercept/conn.ts";
 
 function fakeSocket(): Socket<ConnData> {
-  return { write: (b: Uint8Array) => b.byteLength, end() {}, terminate() {}, pause() {}, resume() {} } as unknown as Socket<ConnData>;
+  return {
+    write: (b: Uint8Array) => b.byteLength,
+    end() {},
+    terminate() {},
+    pause() {},
+    resume() {},
+  } as unknown as Socket<ConnData>;
 }
 
 describe("Conn close listeners (per-request abort wiring)", () => {

@@ -36,7 +36,9 @@ describe("proxy selection (httpproxy semantics)", () => {
   });
   test("proxy_auth overrides URL userinfo; userinfo used alone; no colon is an init error", () => {
     const s = new ProxySelector({ proxyUrl: "http://a:b@corp:3128", noProxy: [], proxyAuth: "corp:s3cret" }, {});
-    expect(s.choose("http", "x.test", 80)!.authorization).toBe("Basic " + Buffer.from("corp:s3cret").toString("base64"));
+    expect(s.choose("http", "x.test", 80)!.authorization).toBe(
+      "Basic " + Buffer.from("corp:s3cret").toString("base64"),
+    );
     const s2 = new ProxySelector({ proxyUrl: "http://a:b@corp:3128", noProxy: [], proxyAuth: "" }, {});
     expect(s2.choose("http", "x.test", 80)!.authorization).toBe("Basic " + Buffer.from("a:b").toString("base64"));
     expect(() => new ProxySelector({ proxyUrl: "http://corp:3128", noProxy: [], proxyAuth: "nocolon" }, {})).toThrow(
@@ -44,7 +46,10 @@ describe("proxy selection (httpproxy semantics)", () => {
     );
   });
   test("environment: HTTPS_PROXY / HTTP_PROXY / NO_PROXY when proxy_url is empty", () => {
-    const s = new ProxySelector({ proxyUrl: "", noProxy: [], proxyAuth: "" }, { HTTPS_PROXY: "http://p1:1", HTTP_PROXY: "http://p2:2", NO_PROXY: "skip.test" });
+    const s = new ProxySelector(
+      { proxyUrl: "", noProxy: [], proxyAuth: "" },
+      { HTTPS_PROXY: "http://p1:1", HTTP_PROXY: "http://p2:2", NO_PROXY: "skip.test" },
+    );
     expect(s.choose("https", "a.test", 443)!.url).toBe("http://p1:1");
     expect(s.choose("http", "a.test", 80)!.url).toBe("http://p2:2");
     expect(s.choose("https", "skip.test", 443)).toBeNull();
@@ -82,7 +87,11 @@ describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
       const port = await freePort();
       const upstream: Record<string, unknown> = { proxy_url: `http://127.0.0.1:${tp.port}` };
       if (auth) upstream.proxy_auth = auth;
-      const p = await startProxy({ config: { listen: { port }, upstream }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2", "plain.test": "127.0.0.2" } });
+      const p = await startProxy({
+        config: { listen: { port }, upstream },
+        env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath },
+        hosts: { "api.test": "127.0.0.2", "plain.test": "127.0.0.2" },
+      });
       const ca = join(p.home, ".config/clef/proxy/ca.crt");
       const n = up.seen.length;
       const r = await curl(port, TOKEN, ca, `https://api.test:${up.port}/via-corp`);
@@ -91,7 +100,14 @@ describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
       expect(res.status).toBe(200);
       expect(JSON.parse(res.body).headers).toContainEqual(["authorization", "Bearer chained-secret"]);
       expect(up.seen.length).toBe(n + 1);
-      const plain = await run(["curl", "-sS", "-i", "--proxy", `http://u:${TOKEN}@127.0.0.1:${port}`, `http://plain.test:${httpUp.port}/plain-via-corp`]);
+      const plain = await run([
+        "curl",
+        "-sS",
+        "-i",
+        "--proxy",
+        `http://u:${TOKEN}@127.0.0.1:${port}`,
+        `http://plain.test:${httpUp.port}/plain-via-corp`,
+      ]);
       expect(parseCurl(plain.stdout).status).toBe(200);
       const log = existsSync(tp.log) ? await Bun.file(tp.log).text() : "";
       expect(log).toContain(`CONNECT 127.0.0.2:${up.port}`);
@@ -105,11 +121,23 @@ describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
     const tp = await startTinyproxy("corp:s3cret");
     const ws = startWsUpstream({ hostname: "127.0.0.2", pki });
     const port = await freePort();
-    const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${tp.port}`, proxy_auth: "corp:s3cret" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    const p = await startProxy({
+      config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${tp.port}`, proxy_auth: "corp:s3cret" } },
+      env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath },
+      hosts: { "api.test": "127.0.0.2" },
+    });
     try {
       const req = `GET /chat HTTP/1.1\r\nHost: api.test:${ws.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
-      const raw = await tunnelExchange(port, TOKEN, `api.test:${ws.port}`, readFileSync(join(p.home, ".config/clef/proxy/ca.crt"), "utf8"), "api.test",
-        Buffer.concat([Buffer.from(req), wsClientFrame("via corp")]), 5000, (a) => wsServerText(a) !== null);
+      const raw = await tunnelExchange(
+        port,
+        TOKEN,
+        `api.test:${ws.port}`,
+        readFileSync(join(p.home, ".config/clef/proxy/ca.crt"), "utf8"),
+        "api.test",
+        Buffer.concat([Buffer.from(req), wsClientFrame("via corp")]),
+        5000,
+        (a) => wsServerText(a) !== null,
+      );
       expect(raw).toStartWith("HTTP/1.1 101 ");
       expect(wsServerText(raw)).toBe("echo:via corp");
       expect(ws.upgrades[0]).toContainEqual(["authorization", "Bearer chained-secret"]);
@@ -125,7 +153,11 @@ describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
   test("wrong proxy_auth: the tunnelled request gets a 502 and an audit line (§18.3)", async () => {
     const tp = await startTinyproxy("corp:s3cret");
     const port = await freePort();
-    const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${tp.port}`, proxy_auth: "corp:wrong" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    const p = await startProxy({
+      config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${tp.port}`, proxy_auth: "corp:wrong" } },
+      env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath },
+      hosts: { "api.test": "127.0.0.2" },
+    });
     const ca = join(p.home, ".config/clef/proxy/ca.crt");
     const r = await curl(port, TOKEN, ca, `https://api.test:${up.port}/denied-by-corp`);
     const res = parseCurl(r.stdout);
@@ -141,7 +173,11 @@ describe.skipIf(!haveTinyproxy)("chaining through tinyproxy", () => {
   test("upstream proxy down → 502 with an audit line", async () => {
     const port = await freePort();
     const dead = await freePort();
-    const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${dead}` } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    const p = await startProxy({
+      config: { listen: { port }, upstream: { proxy_url: `http://127.0.0.1:${dead}` } },
+      env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath },
+      hosts: { "api.test": "127.0.0.2" },
+    });
     const ca = join(p.home, ".config/clef/proxy/ca.crt");
     const res = parseCurl((await curl(port, TOKEN, ca, `https://api.test:${up.port}/x`)).stdout);
     expect(res.status).toBe(502);
@@ -176,7 +212,9 @@ describe("an https:// upstream proxy (§18.15)", () => {
       client.on("error", () => {});
     });
     return new Promise<{ port: number; seen: string[]; close(): void }>((resolve) =>
-      server.listen(0, "127.0.0.1", () => resolve({ port: (server.address() as { port: number }).port, seen, close: () => server.close() })),
+      server.listen(0, "127.0.0.1", () =>
+        resolve({ port: (server.address() as { port: number }).port, seen, close: () => server.close() }),
+      ),
     );
   }
 
@@ -184,13 +222,31 @@ describe("an https:// upstream proxy (§18.15)", () => {
     const pki = makeTestPki(["api.test"], ["127.0.0.1", "127.0.0.2"]);
     const rogue = makeTestPki(["api.test"], ["127.0.0.1"]);
     const up = startUpstream({ hostname: "127.0.0.2", pki });
-    const agent = startAgent({ services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]), secrets: { "ns/K": "tls-proxy-secret" } });
+    const agent = startAgent({
+      services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]),
+      secrets: { "ns/K": "tls-proxy-secret" },
+    });
     try {
-      for (const [name, certs, ok] of [["trusted", pki, true], ["untrusted", rogue, false]] as const) {
+      for (const [name, certs, ok] of [
+        ["trusted", pki, true],
+        ["untrusted", rogue, false],
+      ] as const) {
         const corp = await tlsConnectProxy(certs);
         const port = await freePort();
-        const p = await startProxy({ config: { listen: { port }, upstream: { proxy_url: `https://127.0.0.1:${corp.port}`, proxy_auth: "corp:pw" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
-        const r = await curl(port, TOKEN, join(p.home, ".config/clef/proxy/ca.crt"), `https://api.test:${up.port}/${name}`);
+        const p = await startProxy({
+          config: {
+            listen: { port },
+            upstream: { proxy_url: `https://127.0.0.1:${corp.port}`, proxy_auth: "corp:pw" },
+          },
+          env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath },
+          hosts: { "api.test": "127.0.0.2" },
+        });
+        const r = await curl(
+          port,
+          TOKEN,
+          join(p.home, ".config/clef/proxy/ca.crt"),
+          `https://api.test:${up.port}/${name}`,
+        );
         const res = parseCurl(r.stdout);
         if (ok) {
           expect(res.status).toBe(200);

@@ -35,7 +35,7 @@ const rows: Row[] = [
   [["-v"], "", `clef-proxy: unknown subcommand "-v"\n${USAGE}`, 1],
   [["--h"], "", `clef-proxy: unknown subcommand "--h"\n${USAGE}`, 1],
   [[""], "", `clef-proxy: unknown subcommand ""\n${USAGE}`, 1],
-  [["\x01é\""], "", `clef-proxy: unknown subcommand "\\x01é\\""\n${USAGE}`, 1],
+  [['\x01é"'], "", `clef-proxy: unknown subcommand "\\x01é\\""\n${USAGE}`, 1],
   [["serve"], "", "clef-proxy serve: --config <path> is required\n", 2],
   [["serve", "extra"], "", "clef-proxy serve: --config <path> is required\n", 2],
   [["serve", "--config="], "", "clef-proxy serve: --config <path> is required\n", 2],
@@ -43,7 +43,12 @@ const rows: Row[] = [
   [["serve", "--"], "", "clef-proxy serve: --config <path> is required\n", 2],
   [["serve", "-"], "", "clef-proxy serve: --config <path> is required\n", 2],
   [["serve", "--", "--config", "x"], "", "clef-proxy serve: --config <path> is required\n", 2],
-  [["serve", "--lambda-loopback-only=1", "x", "--config", "/nonexistent"], "", "clef-proxy serve: --config <path> is required\n", 2],
+  [
+    ["serve", "--lambda-loopback-only=1", "x", "--config", "/nonexistent"],
+    "",
+    "clef-proxy serve: --config <path> is required\n",
+    2,
+  ],
   [["serve", "--config"], "", "clef-proxy serve: flag needs an argument: -config\n", 1],
   [["serve", "-config"], "", "clef-proxy serve: flag needs an argument: -config\n", 1],
   [["serve", "--bogus"], "", "clef-proxy serve: flag provided but not defined: -bogus\n", 1],
@@ -52,8 +57,18 @@ const rows: Row[] = [
   [["serve", "-h"], "", "clef-proxy serve: flag: help requested\n", 1],
   [["serve", "---config"], "", "clef-proxy serve: bad flag syntax: ---config\n", 1],
   [["serve", "-=x"], "", "clef-proxy serve: bad flag syntax: -=x\n", 1],
-  [["serve", "--lambda-loopback-only=maybe", "--config", "x"], "", 'clef-proxy serve: invalid boolean value "maybe" for -lambda-loopback-only: parse error\n', 1],
-  [["serve", "--lambda-loopback-only=\x01"], "", 'clef-proxy serve: invalid boolean value "\\x01" for -lambda-loopback-only: parse error\n', 1],
+  [
+    ["serve", "--lambda-loopback-only=maybe", "--config", "x"],
+    "",
+    'clef-proxy serve: invalid boolean value "maybe" for -lambda-loopback-only: parse error\n',
+    1,
+  ],
+  [
+    ["serve", "--lambda-loopback-only=\x01"],
+    "",
+    'clef-proxy serve: invalid boolean value "\\x01" for -lambda-loopback-only: parse error\n',
+    1,
+  ],
   [["ca"], "", "clef-proxy ca: missing subcommand (export|path|regenerate)\n", 1],
   [["ca", "bogus"], "", 'clef-proxy ca: unknown subcommand "bogus"\n', 1],
   [["ca", "-x"], "", 'clef-proxy ca: unknown subcommand "-x"\n', 1],
@@ -63,14 +78,34 @@ const rows: Row[] = [
   [["ca", "export", "--bogus"], "", "clef-proxy ca export: flag provided but not defined: -bogus\n", 1],
   [["ca", "export", "--format"], "", "clef-proxy ca export: flag needs an argument: -format\n", 1],
   [["ca", "export", "-out"], "", "clef-proxy ca export: flag needs an argument: -out\n", 1],
-  [["ca", "export", "--format", "PEM"], "", 'clef-proxy ca export: ca: unknown format "PEM" (want pem, der, or der-base64)\n', 1],
-  [["ca", "export", "--format", ""], "", 'clef-proxy ca export: ca: unknown format "" (want pem, der, or der-base64)\n', 1],
-  [["ca", "export", "--format=bogus"], "", 'clef-proxy ca export: ca: unknown format "bogus" (want pem, der, or der-base64)\n', 1],
+  [
+    ["ca", "export", "--format", "PEM"],
+    "",
+    'clef-proxy ca export: ca: unknown format "PEM" (want pem, der, or der-base64)\n',
+    1,
+  ],
+  [
+    ["ca", "export", "--format", ""],
+    "",
+    'clef-proxy ca export: ca: unknown format "" (want pem, der, or der-base64)\n',
+    1,
+  ],
+  [
+    ["ca", "export", "--format=bogus"],
+    "",
+    'clef-proxy ca export: ca: unknown format "bogus" (want pem, der, or der-base64)\n',
+    1,
+  ],
   [["ca", "regenerate"], "", "clef-proxy ca regenerate: refusing without --confirm\n", 1],
   [["ca", "regenerate", "--confirm=false"], "", "clef-proxy ca regenerate: refusing without --confirm\n", 1],
   [["ca", "regenerate", "-confirm=0"], "", "clef-proxy ca regenerate: refusing without --confirm\n", 1],
   [["ca", "regenerate", "extra", "-confirm"], "", "clef-proxy ca regenerate: refusing without --confirm\n", 1],
-  [["ca", "regenerate", "-confirm=maybe"], "", 'clef-proxy ca regenerate: invalid boolean value "maybe" for -confirm: parse error\n', 1],
+  [
+    ["ca", "regenerate", "-confirm=maybe"],
+    "",
+    'clef-proxy ca regenerate: invalid boolean value "maybe" for -confirm: parse error\n',
+    1,
+  ],
   [["ca", "regenerate", "--bogus"], "", "clef-proxy ca regenerate: flag provided but not defined: -bogus\n", 1],
   [["ca", "regenerate", "-h"], "", "clef-proxy ca regenerate: flag: help requested\n", 1],
   [["ca", "regenerate", "--confirm"], "", "", 0],
@@ -79,20 +114,34 @@ const rows: Row[] = [
   [["ca", "regenerate", "--confirm=true", "--confirm"], "", "", 0],
 ];
 
-const bins: Array<[string, string]> = [["ours", OUR_BIN], ...(REF_BIN ? [["reference", REF_BIN] as [string, string]] : [])];
+const bins: Array<[string, string]> = [
+  ["ours", OUR_BIN],
+  ...(REF_BIN ? [["reference", REF_BIN] as [string, string]] : []),
+];
 
 for (const [who, bin] of bins) {
   describe(`CLI rows (${who})`, () => {
     for (const [args, out, err, code] of rows) {
       test(JSON.stringify(args), async () => {
         const r = await runCli(args, { bin });
-        expect({ code: r.code, stdout: r.stdout.toString(), stderr: r.stderr }).toEqual({ code, stdout: out, stderr: err });
+        expect({ code: r.code, stdout: r.stdout.toString(), stderr: r.stderr }).toEqual({
+          code,
+          stdout: out,
+          stderr: err,
+        });
       });
     }
 
     test("ca path prints the dir; extra args and flags ignored", async () => {
-      const r = await runCli(["ca", "path", "--bogus", "x"], { bin, env: { HOME: "/home/u", XDG_CONFIG_HOME: undefined } });
-      expect({ code: r.code, stdout: r.stdout.toString(), stderr: r.stderr }).toEqual({ code: 0, stdout: "/home/u/.config/clef/proxy\n", stderr: "" });
+      const r = await runCli(["ca", "path", "--bogus", "x"], {
+        bin,
+        env: { HOME: "/home/u", XDG_CONFIG_HOME: undefined },
+      });
+      expect({ code: r.code, stdout: r.stdout.toString(), stderr: r.stderr }).toEqual({
+        code: 0,
+        stdout: "/home/u/.config/clef/proxy\n",
+        stderr: "",
+      });
     });
 
     test("ca export: PEM by default, flags after a positional are ignored", async () => {
@@ -106,18 +155,32 @@ for (const [who, bin] of bins) {
       const r = await runCli(["serve", "-config=/nonexistent/c.json"], { bin });
       expect({ code: r.code, stderr: r.stderr }).toEqual({
         code: 2,
-        stderr: 'clef-proxy serve: read config "/nonexistent/c.json": open /nonexistent/c.json: no such file or directory\n',
+        stderr:
+          'clef-proxy serve: read config "/nonexistent/c.json": open /nonexistent/c.json: no such file or directory\n',
       });
     });
   });
 }
 
 describe("Go flag parser (unit)", () => {
-  const specs = { config: { type: "string" as const }, on: { type: "boolean" as const }, fmt: { type: "string" as const, default: "pem" } };
+  const specs = {
+    config: { type: "string" as const },
+    on: { type: "boolean" as const },
+    fmt: { type: "string" as const, default: "pem" },
+  };
   test("forms", () => {
-    expect(parseGoFlags(["-config", "a", "--on", "rest", "-fmt", "x"], specs)).toEqual({ values: { config: "a", on: true, fmt: "pem" }, rest: ["rest", "-fmt", "x"] });
-    expect(parseGoFlags(["--config=a=b", "-on=false", "--fmt", "-x"], specs)).toEqual({ values: { config: "a=b", on: false, fmt: "-x" }, rest: [] });
-    expect(parseGoFlags(["-on", "-config", "c", "--", "-on"], specs)).toEqual({ values: { config: "c", on: true, fmt: "pem" }, rest: ["-on"] });
+    expect(parseGoFlags(["-config", "a", "--on", "rest", "-fmt", "x"], specs)).toEqual({
+      values: { config: "a", on: true, fmt: "pem" },
+      rest: ["rest", "-fmt", "x"],
+    });
+    expect(parseGoFlags(["--config=a=b", "-on=false", "--fmt", "-x"], specs)).toEqual({
+      values: { config: "a=b", on: false, fmt: "-x" },
+      rest: [],
+    });
+    expect(parseGoFlags(["-on", "-config", "c", "--", "-on"], specs)).toEqual({
+      values: { config: "c", on: true, fmt: "pem" },
+      rest: ["-on"],
+    });
     expect(parseGoFlags(["-config", "1", "-config", "2"], specs).values.config).toBe("2");
     expect(() => parseGoFlags(["-toString"], specs)).toThrow("flag provided but not defined: -toString");
     expect(() => parseGoFlags(["-on=yes"], specs)).toThrow('invalid boolean value "yes" for -on: parse error');
@@ -135,7 +198,9 @@ describe("serve dispatch (unit, server module injected)", () => {
       },
     });
     const { main } = await import("../src/cli/commands.ts");
-    expect(await main(["serve", "--config", "c.json", "-lambda-loopback-only", "--services=s.json"], loadServe)).toBe(42);
+    expect(await main(["serve", "--config", "c.json", "-lambda-loopback-only", "--services=s.json"], loadServe)).toBe(
+      42,
+    );
     expect(await main(["serve", "-config=d.json"], loadServe)).toBe(42);
     expect(calls).toEqual([
       { configPath: "c.json", lambdaLoopbackOnly: true, servicesPath: "s.json" },

@@ -9,11 +9,34 @@ import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
 import { curl, parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange } from "./helpers/clients.ts";
 import { freePort, startProxy, tempDir, type ProxyProcess } from "./helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
-import { pattern, startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "./helpers/upstream.ts";
+import {
+  pattern,
+  startUpstream,
+  startWsUpstream,
+  wsClientFrame,
+  wsServerText,
+  type Upstream,
+} from "./helpers/upstream.ts";
 
 const TOKEN = "workload-token-xyz";
-const SECRETS: Record<string, string> = { "ns/KEY": "s3cr3t-bearer-value", "ns/HDR": "hdr-secret-42", "ns/Q": "q secret&=/é+%", "ns/DUP": "dup-secret" };
-const HOSTS = ["api.test", "hdr.test", "q.test", "pass.test", "dupe.test", "plain.test", "meta.test", "missing.test", "bad.test", "untrusted.test"];
+const SECRETS: Record<string, string> = {
+  "ns/KEY": "s3cr3t-bearer-value",
+  "ns/HDR": "hdr-secret-42",
+  "ns/Q": "q secret&=/é+%",
+  "ns/DUP": "dup-secret",
+};
+const HOSTS = [
+  "api.test",
+  "hdr.test",
+  "q.test",
+  "pass.test",
+  "dupe.test",
+  "plain.test",
+  "meta.test",
+  "missing.test",
+  "bad.test",
+  "untrusted.test",
+];
 
 let pki: TestPki;
 let up: Upstream;
@@ -45,14 +68,21 @@ const u = (host: string, path: string) => `https://${host}:${up.port}${path}`;
 const seenHeader = (h: Array<[string, string]>, name: string) => h.filter(([k]) => k === name).map(([, v]) => v);
 
 beforeAll(async () => {
-  pki = makeTestPki(HOSTS.filter((h) => h !== "untrusted.test"), ["127.0.0.2"]);
+  pki = makeTestPki(
+    HOSTS.filter((h) => h !== "untrusted.test"),
+    ["127.0.0.2"],
+  );
   up = startUpstream({ hostname: "127.0.0.2", pki });
   httpUp = startUpstream({ hostname: "127.0.0.2" });
   agent = startAgent({
     services: manifest(
       [
         { name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/KEY" } },
-        { name: "hdr", host: "HDR.test.", auth: { scheme: "api_key_header", header: "x-lower-key", credential: "ns/HDR" } },
+        {
+          name: "hdr",
+          host: "HDR.test.",
+          auth: { scheme: "api_key_header", header: "x-lower-key", credential: "ns/HDR" },
+        },
         { name: "q", host: "q.test", auth: { scheme: "api_key_query", query: "key", credential: "ns/Q" } },
         { name: "gh", host: "dupe.test", auth: { scheme: "bearer", credential: "ns/KEY" } },
         { name: "dupe", host: "dupe.test", auth: { scheme: "bearer", credential: "ns/DUP" } },
@@ -70,7 +100,11 @@ beforeAll(async () => {
   const hosts: Record<string, string> = {};
   for (const h of HOSTS) hosts[h] = "127.0.0.2";
   hosts["meta.test"] = "169.254.169.254";
-  proxy = await startProxy({ config: { listen: { port }, metadata: { proxy_id: "e2e" } }, env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath }, hosts });
+  proxy = await startProxy({
+    config: { listen: { port }, metadata: { proxy_id: "e2e" } },
+    env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath },
+    hosts,
+  });
   proxyCa = join(proxy.home, ".config/clef/proxy/ca.crt");
 });
 
@@ -87,31 +121,52 @@ describe("workload auth", () => {
     const before = auditLines().length;
     const out = await rawExchange(port, `CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n`, 500);
     expect(out).toStartWith("HTTP/1.1 407 Proxy Authentication Required\r\n");
-    expect(out).toContain("\r\nProxy-Authenticate: Basic realm=\"clef-proxy\"\r\n");
+    expect(out).toContain('\r\nProxy-Authenticate: Basic realm="clef-proxy"\r\n');
     expect(out).toContain("\r\nContent-Type: text/plain; charset=utf-8\r\n");
     expect(out).toEndWith("\r\n\r\nproxy authentication required\n");
     await Bun.sleep(100);
     expect(auditLines().length).toBe(before);
-    expect(proxy.stderr.some((l) => l.includes('msg="workload auth failed"') && l.includes("method=CONNECT"))).toBe(true);
+    expect(proxy.stderr.some((l) => l.includes('msg="workload auth failed"') && l.includes("method=CONNECT"))).toBe(
+      true,
+    );
   });
 
   test("wrong token, Bearer, lower-case basic and token-as-user are refused; the connection stays open", async () => {
     const b64 = (s: string) => Buffer.from(s).toString("base64");
-    for (const value of [`Basic ${b64("u:wrong")}`, `Bearer ${TOKEN}`, `basic ${b64("u:" + TOKEN)}`, `Basic ${b64(TOKEN + ":")}`, "Basic !!!"]) {
-      const out = await rawExchange(port, `CONNECT api.test:443 HTTP/1.1\r\nProxy-Authorization: ${value}\r\n\r\nCONNECT api.test:443 HTTP/1.1\r\n\r\n`, 500);
+    for (const value of [
+      `Basic ${b64("u:wrong")}`,
+      `Bearer ${TOKEN}`,
+      `basic ${b64("u:" + TOKEN)}`,
+      `Basic ${b64(TOKEN + ":")}`,
+      "Basic !!!",
+    ]) {
+      const out = await rawExchange(
+        port,
+        `CONNECT api.test:443 HTTP/1.1\r\nProxy-Authorization: ${value}\r\n\r\nCONNECT api.test:443 HTTP/1.1\r\n\r\n`,
+        500,
+      );
       expect(out.match(/HTTP\/1\.1 407/g)?.length).toBe(2);
     }
   });
 
   test("the password is everything after the first colon; any user name", async () => {
-    const out = await rawExchange(port, `CONNECT api.test:443 HTTP/1.1\r\nProxy-Authorization: Basic ${Buffer.from(":" + TOKEN).toString("base64")}\r\n\r\n`, 500);
+    const out = await rawExchange(
+      port,
+      `CONNECT api.test:443 HTTP/1.1\r\nProxy-Authorization: Basic ${Buffer.from(":" + TOKEN).toString("base64")}\r\n\r\n`,
+      500,
+    );
     expect(out).toStartWith("HTTP/1.0 200 OK\r\n\r\n");
   });
 });
 
 describe("matching and injection (inside CONNECT tunnels)", () => {
   test("bearer: injected, workload Authorization replaced, X-Clef-Service and Proxy-Authorization not forwarded", async () => {
-    const r = await curl(port, TOKEN, proxyCa, u("api.test", "/one?x=1"), ["-H", "Authorization: Bearer workload-own", "-H", "X-Clef-Service: other"]);
+    const r = await curl(port, TOKEN, proxyCa, u("api.test", "/one?x=1"), [
+      "-H",
+      "Authorization: Bearer workload-own",
+      "-H",
+      "X-Clef-Service: other",
+    ]);
     const res = parseCurl(r.stdout);
     expect(res.status).toBe(200);
     const seen = JSON.parse(res.body);
@@ -122,13 +177,47 @@ describe("matching and injection (inside CONNECT tunnels)", () => {
     const rid = seenHeader(seen.headers, "x-clef-request-id")[0]!;
     expect(rid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const a = await auditFor(rid);
-    expect(a).toMatchObject({ schema_version: 1, proxy_id: "e2e", client_ip: "127.0.0.1", method: "GET", host: `api.test:${up.port}`, path: "/one", service: "gh", credential_handle: "ns/KEY", injection_point: "header:Authorization", status: "injected", upstream_status: 200 });
-    expect(Object.keys(a)).toEqual(["schema_version", "ts", "proxy_id", "request_id", "client_ip", "method", "host", "path", "service", "credential_handle", "injection_point", "status", "upstream_status", "latency_ms"]);
+    expect(a).toMatchObject({
+      schema_version: 1,
+      proxy_id: "e2e",
+      client_ip: "127.0.0.1",
+      method: "GET",
+      host: `api.test:${up.port}`,
+      path: "/one",
+      service: "gh",
+      credential_handle: "ns/KEY",
+      injection_point: "header:Authorization",
+      status: "injected",
+      upstream_status: 200,
+    });
+    expect(Object.keys(a)).toEqual([
+      "schema_version",
+      "ts",
+      "proxy_id",
+      "request_id",
+      "client_ip",
+      "method",
+      "host",
+      "path",
+      "service",
+      "credential_handle",
+      "injection_point",
+      "status",
+      "upstream_status",
+      "latency_ms",
+    ]);
     expect(String(a.ts)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/);
   });
 
   test("api_key_header: canonical wire name, every workload value replaced by one, manifest name in audit", async () => {
-    const r = await curl(port, TOKEN, proxyCa, u("hdr.test", "/h"), ["-H", "x-lower-key: a", "-H", "X-LOWER-KEY: b", "-H", "Authorization: keep-me"]);
+    const r = await curl(port, TOKEN, proxyCa, u("hdr.test", "/h"), [
+      "-H",
+      "x-lower-key: a",
+      "-H",
+      "X-LOWER-KEY: b",
+      "-H",
+      "Authorization: keep-me",
+    ]);
     const seen = JSON.parse(parseCurl(r.stdout).body);
     expect(seenHeader(seen.headers, "x-lower-key")).toEqual([SECRETS["ns/HDR"]!]);
     expect(seenHeader(seen.headers, "authorization")).toEqual(["keep-me"]);
@@ -141,7 +230,12 @@ describe("matching and injection (inside CONNECT tunnels)", () => {
     const r = await curl(port, TOKEN, proxyCa, u("q.test", "/q?z=1&key=old;b=%20x&key=again&a"));
     const seen = JSON.parse(parseCurl(r.stdout).body);
     expect(seen.url).toBe(`/q?z=1&key=${"q+secret%26%3D%2F%C3%A9%2B%25"};b=%20x&a`);
-    expect(proxy.stderr.some((l) => l.includes('msg="overwrote pre-set value at injection point"') && l.includes("injection_point=query:key"))).toBe(true);
+    expect(
+      proxy.stderr.some(
+        (l) =>
+          l.includes('msg="overwrote pre-set value at injection point"') && l.includes("injection_point=query:key"),
+      ),
+    ).toBe(true);
   });
 
   test("passthrough host: forwarded without injection, audit passthrough", async () => {
@@ -155,11 +249,21 @@ describe("matching and injection (inside CONNECT tunnels)", () => {
 
   test("unknown host: 403 with the reference's body, audit denied, nothing forwarded", async () => {
     const n = up.seen.length;
-    const out = await tunnelExchange(port, TOKEN, `deny.test:${up.port}`, readFileSync(proxyCa, "utf8"), "deny.test", `GET /deny HTTP/1.1\r\nHost: deny.test:${up.port}\r\nConnection: close\r\n\r\n`, 2000);
+    const out = await tunnelExchange(
+      port,
+      TOKEN,
+      `deny.test:${up.port}`,
+      readFileSync(proxyCa, "utf8"),
+      "deny.test",
+      `GET /deny HTTP/1.1\r\nHost: deny.test:${up.port}\r\nConnection: close\r\n\r\n`,
+      2000,
+    );
     const res = parseCurl(out);
     expect(res.status).toBe(403);
     expect(res.headers["content-type"]).toBe("application/json");
-    expect(res.body).toBe(`{"error":"host \\"deny.test:${up.port}\\" not in clef-proxy manifest","host":"deny.test:${up.port}"}\n`);
+    expect(res.body).toBe(
+      `{"error":"host \\"deny.test:${up.port}\\" not in clef-proxy manifest","host":"deny.test:${up.port}"}\n`,
+    );
     expect(up.seen.length).toBe(n);
     const [a] = await lastAudit();
     expect(a).toMatchObject({ host: `deny.test:${up.port}`, path: "/deny", status: "denied" });
@@ -170,7 +274,9 @@ describe("matching and injection (inside CONNECT tunnels)", () => {
     const r = await curl(port, TOKEN, proxyCa, u("dupe.test", "/d"));
     const res = parseCurl(r.stdout);
     expect(res.status).toBe(400);
-    expect(res.body).toBe(`{"candidates":["dupe","gh"],"error":"multiple services match host \\"dupe.test:${up.port}\\"; set X-Clef-Service header to one of these"}\n`);
+    expect(res.body).toBe(
+      `{"candidates":["dupe","gh"],"error":"multiple services match host \\"dupe.test:${up.port}\\"; set X-Clef-Service header to one of these"}\n`,
+    );
     const r2 = await curl(port, TOKEN, proxyCa, u("dupe.test", "/d"), ["-H", "X-Clef-Service: dupe"]);
     const seen = JSON.parse(parseCurl(r2.stdout).body);
     expect(seenHeader(seen.headers, "authorization")).toEqual([`Bearer ${SECRETS["ns/DUP"]}`]);
@@ -190,7 +296,15 @@ describe("matching and injection (inside CONNECT tunnels)", () => {
   });
 
   test("one host per request: absolute-form target naming another host inside the tunnel → 421", async () => {
-    const out = await tunnelExchange(port, TOKEN, `api.test:${up.port}`, readFileSync(proxyCa, "utf8"), "api.test", `GET https://pass.test:${up.port}/x HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`, 1500);
+    const out = await tunnelExchange(
+      port,
+      TOKEN,
+      `api.test:${up.port}`,
+      readFileSync(proxyCa, "utf8"),
+      "api.test",
+      `GET https://pass.test:${up.port}/x HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`,
+      1500,
+    );
     expect(out).toStartWith("HTTP/1.1 421 Misdirected Request\r\n");
   });
 
@@ -200,9 +314,15 @@ describe("matching and injection (inside CONNECT tunnels)", () => {
     const out = await new Promise<string>((resolve) => {
       const net = require("node:net");
       const tls = require("node:tls");
-      const raw = net.connect(port, "127.0.0.1", () => raw.write(`CONNECT api.test:${up.port} HTTP/1.1\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n\r\n`));
+      const raw = net.connect(port, "127.0.0.1", () =>
+        raw.write(
+          `CONNECT api.test:${up.port} HTTP/1.1\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n\r\n`,
+        ),
+      );
       raw.once("data", () => {
-        const t = tls.connect({ socket: raw, servername: "pass.test", rejectUnauthorized: false }, () => t.write(`GET / HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`));
+        const t = tls.connect({ socket: raw, servername: "pass.test", rejectUnauthorized: false }, () =>
+          t.write(`GET / HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`),
+        );
         let s = "";
         t.on("data", (d: Buffer) => (s += d.toString()));
         t.on("close", () => resolve(s));
@@ -210,18 +330,42 @@ describe("matching and injection (inside CONNECT tunnels)", () => {
       });
     });
     expect(out).toStartWith("HTTP/1.1 421 ");
-    const out2 = await tunnelExchange(port, TOKEN, `api.test:${up.port}`, ca, "api.test", `GET /x HTTP/1.1\r\nHost: api.test:1\r\n\r\n`, 1500);
+    const out2 = await tunnelExchange(
+      port,
+      TOKEN,
+      `api.test:${up.port}`,
+      ca,
+      "api.test",
+      `GET /x HTTP/1.1\r\nHost: api.test:1\r\n\r\n`,
+      1500,
+    );
     expect(out2).toStartWith("HTTP/1.1 421 ");
   });
 
-  test("missing Host inside a tunnel is denied as host \"\" (reference behaviour)", async () => {
-    const out = await tunnelExchange(port, TOKEN, `api.test:${up.port}`, readFileSync(proxyCa, "utf8"), "api.test", `GET /x HTTP/1.0\r\n\r\n`, 1500);
+  test('missing Host inside a tunnel is denied as host "" (reference behaviour)', async () => {
+    const out = await tunnelExchange(
+      port,
+      TOKEN,
+      `api.test:${up.port}`,
+      readFileSync(proxyCa, "utf8"),
+      "api.test",
+      `GET /x HTTP/1.0\r\n\r\n`,
+      1500,
+    );
     expect(out).toStartWith("HTTP/1.1 403 Forbidden\r\n");
     expect(out).toEndWith(`{"error":"host \\"\\" not in clef-proxy manifest","host":""}\n`);
   });
 
   test("keep-alive: several requests on one tunnel, each fetched and audited", async () => {
-    const r = await curl(port, TOKEN, proxyCa, u("api.test", "/k1"), ["--next", "--proxy", `http://u:${TOKEN}@127.0.0.1:${port}`, "--cacert", proxyCa, "-i", u("api.test", "/k2")]);
+    const r = await curl(port, TOKEN, proxyCa, u("api.test", "/k1"), [
+      "--next",
+      "--proxy",
+      `http://u:${TOKEN}@127.0.0.1:${port}`,
+      "--cacert",
+      proxyCa,
+      "-i",
+      u("api.test", "/k2"),
+    ]);
     expect(r.stdout.match(/HTTP\/1\.1 200 OK/g)?.length).toBe(2);
     expect(r.stdout.match(/HTTP\/1\.0 200 OK/g)?.length).toBe(1); // one CONNECT, reused
   });
@@ -252,10 +396,17 @@ describe("upstream failures (§18.2, §18.3, §18.11, §18.19)", () => {
     const before = secretCalls();
     const res = parseCurl((await curl(port, TOKEN, proxyCa, `https://meta.test/h`)).stdout);
     expect(res.status).toBe(502);
-    expect(res.body).toBe('{"detail":"netguard: address blocked by policy: meta.test resolves to 169.254.169.254 (cloud metadata)","error":"clef-proxy: upstream unreachable"}\n');
+    expect(res.body).toBe(
+      '{"detail":"netguard: address blocked by policy: meta.test resolves to 169.254.169.254 (cloud metadata)","error":"clef-proxy: upstream unreachable"}\n',
+    );
     expect(secretCalls()).toBe(before);
     const [a] = await lastAudit();
-    expect(a).toMatchObject({ status: "tls_error", upstream_status: 502, service: "m", injection_point: "header:Authorization" });
+    expect(a).toMatchObject({
+      status: "tls_error",
+      upstream_status: 502,
+      service: "m",
+      injection_point: "header:Authorization",
+    });
   });
 
   test("upstream refused inside a tunnel → 502 JSON, audit tls_error", async () => {
@@ -274,7 +425,9 @@ describe("upstream failures (§18.2, §18.3, §18.11, §18.19)", () => {
       s.on("data", (d: Buffer) => received.push(d));
       s.on("error", () => {});
     });
-    const bport = await new Promise<number>((r) => srv.listen(0, "127.0.0.2", () => r((srv.address() as { port: number }).port)));
+    const bport = await new Promise<number>((r) =>
+      srv.listen(0, "127.0.0.2", () => r((srv.address() as { port: number }).port)),
+    );
     const res = parseCurl((await curl(port, TOKEN, proxyCa, `https://untrusted.test:${bport}/leak`)).stdout);
     srv.close();
     expect(res.status).toBe(502);
@@ -290,9 +443,15 @@ describe("responses and streaming", () => {
     const got = new Promise<string>((resolve, reject) => {
       const net = require("node:net");
       const tls = require("node:tls");
-      const raw = net.connect(port, "127.0.0.1", () => raw.write(`CONNECT api.test:${up.port} HTTP/1.1\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n\r\n`));
+      const raw = net.connect(port, "127.0.0.1", () =>
+        raw.write(
+          `CONNECT api.test:${up.port} HTTP/1.1\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n\r\n`,
+        ),
+      );
       raw.once("data", () => {
-        const t = tls.connect({ socket: raw, ca, servername: "api.test" }, () => t.write(`GET /sse-hold HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`));
+        const t = tls.connect({ socket: raw, ca, servername: "api.test" }, () =>
+          t.write(`GET /sse-hold HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`),
+        );
         let s = "";
         t.on("data", (d: Buffer) => {
           s += d.toString();
@@ -315,7 +474,15 @@ describe("responses and streaming", () => {
 
   test("204 and 304: no body, no chunked framing (§18.7)", async () => {
     const ca = readFileSync(proxyCa, "utf8");
-    const out = await tunnelExchange(port, TOKEN, `pass.test:${up.port}`, ca, "pass.test", `GET /status/204 HTTP/1.1\r\nHost: pass.test:${up.port}\r\n\r\nGET /status/304 HTTP/1.1\r\nHost: pass.test:${up.port}\r\nConnection: close\r\n\r\n`, 3000);
+    const out = await tunnelExchange(
+      port,
+      TOKEN,
+      `pass.test:${up.port}`,
+      ca,
+      "pass.test",
+      `GET /status/204 HTTP/1.1\r\nHost: pass.test:${up.port}\r\n\r\nGET /status/304 HTTP/1.1\r\nHost: pass.test:${up.port}\r\nConnection: close\r\n\r\n`,
+      3000,
+    );
     expect(out).toStartWith("HTTP/1.1 204 No Content\r\n");
     expect(out).not.toContain("Transfer-Encoding");
     expect(out).toContain("X-A: 1\r\n");
@@ -324,7 +491,15 @@ describe("responses and streaming", () => {
   });
 
   test("HEAD keeps Content-Length and sends no body", async () => {
-    const out = await tunnelExchange(port, TOKEN, `pass.test:${up.port}`, readFileSync(proxyCa, "utf8"), "pass.test", `HEAD /bytes/1234 HTTP/1.1\r\nHost: pass.test:${up.port}\r\nConnection: close\r\n\r\n`, 3000);
+    const out = await tunnelExchange(
+      port,
+      TOKEN,
+      `pass.test:${up.port}`,
+      readFileSync(proxyCa, "utf8"),
+      "pass.test",
+      `HEAD /bytes/1234 HTTP/1.1\r\nHost: pass.test:${up.port}\r\nConnection: close\r\n\r\n`,
+      3000,
+    );
     expect(out).toStartWith("HTTP/1.1 200 OK\r\n");
     expect(out).toContain("Content-Length: 1234\r\n");
     expect(out).toEndWith("\r\n\r\n");
@@ -333,21 +508,52 @@ describe("responses and streaming", () => {
   test("two Set-Cookie headers stay two; content-encoding passes through untouched", async () => {
     const r = await curl(port, TOKEN, proxyCa, u("pass.test", "/cookies"));
     expect(r.stdout.match(/^Set-Cookie: /gm)?.length).toBe(2);
-    const g = await run(["curl", "-sS", "--proxy", `http://u:${TOKEN}@127.0.0.1:${port}`, "--cacert", proxyCa, "-D", "-", "-o", join(tempDir(), "g.bin"), u("pass.test", "/gzip")]);
+    const g = await run([
+      "curl",
+      "-sS",
+      "--proxy",
+      `http://u:${TOKEN}@127.0.0.1:${port}`,
+      "--cacert",
+      proxyCa,
+      "-D",
+      "-",
+      "-o",
+      join(tempDir(), "g.bin"),
+      u("pass.test", "/gzip"),
+    ]);
     expect(g.stdout).toMatch(/Content-Encoding: gzip/i);
   });
 
   test("large download (64 MiB, no Content-Length) and upload (32 MiB, Expect: 100-continue) are byte-exact", async () => {
     const dir = tempDir();
     const out = join(dir, "down.bin");
-    const d = await run(["curl", "-sS", "--proxy", `http://u:${TOKEN}@127.0.0.1:${port}`, "--cacert", proxyCa, "-o", out, u("pass.test", `/stream/${64 << 20}`)]);
+    const d = await run([
+      "curl",
+      "-sS",
+      "--proxy",
+      `http://u:${TOKEN}@127.0.0.1:${port}`,
+      "--cacert",
+      proxyCa,
+      "-o",
+      out,
+      u("pass.test", `/stream/${64 << 20}`),
+    ]);
     expect(d.code).toBe(0);
-    const want = createHash("sha256").update(pattern(64 << 20)).digest("hex");
+    const want = createHash("sha256")
+      .update(pattern(64 << 20))
+      .digest("hex");
     expect(createHash("sha256").update(readFileSync(out)).digest("hex")).toBe(want);
     const upFile = join(dir, "up.bin");
     const body = pattern(32 << 20);
     writeFileSync(upFile, body);
-    const r = await curl(port, TOKEN, proxyCa, u("api.test", "/upload"), ["--data-binary", `@${upFile}`, "-H", "Expect: 100-continue", "-H", "Content-Type: application/octet-stream"]);
+    const r = await curl(port, TOKEN, proxyCa, u("api.test", "/upload"), [
+      "--data-binary",
+      `@${upFile}`,
+      "-H",
+      "Expect: 100-continue",
+      "-H",
+      "Content-Type: application/octet-stream",
+    ]);
     expect(r.stdout).toContain("HTTP/1.1 100 Continue");
     const seen = JSON.parse(parseCurl(r.stdout).body);
     expect(seen.bodyLength).toBe(32 << 20);
@@ -359,10 +565,26 @@ describe("responses and streaming", () => {
     const GiB = 1 << 30;
     const proxyArg = `http://u:${TOKEN}@127.0.0.1:${port}`;
     const both = async (n: number) => {
-      const d = await run(["curl", "-sS", "--proxy", proxyArg, "--cacert", proxyCa, "-o", "/dev/null", "-w", "%{size_download}", u("pass.test", `/zeros/${n}`)]);
+      const d = await run([
+        "curl",
+        "-sS",
+        "--proxy",
+        proxyArg,
+        "--cacert",
+        proxyCa,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        u("pass.test", `/zeros/${n}`),
+      ]);
       expect(d.stdout).toBe(String(n));
       // chunked upload from a pipe: neither curl nor the proxy can know the length in advance
-      const up1 = await run(["sh", "-c", `head -c ${n} /dev/zero | curl -sS --proxy '${proxyArg}' --cacert '${proxyCa}' -H 'Expect:' -T - '${u("pass.test", "/upload")}'`]);
+      const up1 = await run([
+        "sh",
+        "-c",
+        `head -c ${n} /dev/zero | curl -sS --proxy '${proxyArg}' --cacert '${proxyCa}' -H 'Expect:' -T - '${u("pass.test", "/upload")}'`,
+      ]);
       expect(up1.stderr).toBe("");
       expect(JSON.parse(up1.stdout)).toMatchObject({ method: "PUT", bodyLength: n });
     };
@@ -387,8 +609,16 @@ describe("WebSocket (§10): the upgrade is relayed with the credential injected"
   test("101 relayed, frames flow both ways, the upstream saw the secret, audit upstream_status 101", async () => {
     const ws = startWsUpstream({ hostname: "127.0.0.2", pki });
     try {
-      const raw = await tunnelExchange(port, TOKEN, `api.test:${ws.port}`, readFileSync(proxyCa, "utf8"), "api.test",
-        Buffer.concat([Buffer.from(upgradeRequest("api.test", ws.port)), wsClientFrame("hello")]), 5000, (a) => wsServerText(a) !== null);
+      const raw = await tunnelExchange(
+        port,
+        TOKEN,
+        `api.test:${ws.port}`,
+        readFileSync(proxyCa, "utf8"),
+        "api.test",
+        Buffer.concat([Buffer.from(upgradeRequest("api.test", ws.port)), wsClientFrame("hello")]),
+        5000,
+        (a) => wsServerText(a) !== null,
+      );
       expect(raw).toStartWith("HTTP/1.1 101 Switching Protocols\r\n");
       expect(wsServerText(raw)).toBe("echo:hello");
       const h = Object.fromEntries(ws.upgrades[0]!);
@@ -405,7 +635,16 @@ describe("WebSocket (§10): the upgrade is relayed with the credential injected"
   test("an upstream whose certificate is not trusted gets no byte; the workload a 502", async () => {
     const rogue = startWsUpstream({ hostname: "127.0.0.2", pki: makeTestPki(["untrusted.test"], ["127.0.0.2"]) });
     try {
-      const raw = await tunnelExchange(port, TOKEN, `untrusted.test:${rogue.port}`, readFileSync(proxyCa, "utf8"), "untrusted.test", upgradeRequest("untrusted.test", rogue.port), 3000, (x) => x.endsWith("}\n"));
+      const raw = await tunnelExchange(
+        port,
+        TOKEN,
+        `untrusted.test:${rogue.port}`,
+        readFileSync(proxyCa, "utf8"),
+        "untrusted.test",
+        upgradeRequest("untrusted.test", rogue.port),
+        3000,
+        (x) => x.endsWith("}\n"),
+      );
       expect(raw).toStartWith("HTTP/1.1 502 Bad Gateway\r\n");
       expect(rogue.upgrades).toEqual([]);
     } finally {
@@ -416,7 +655,14 @@ describe("WebSocket (§10): the upgrade is relayed with the credential injected"
 
 describe("cleartext HTTP inside a CONNECT tunnel (as the reference)", () => {
   test("served, matched on the inner Host, injected and forwarded over plain HTTP; audited", async () => {
-    const out = await plainTunnelExchange(port, TOKEN, `plain.test:${httpUp.port}`, `GET /in-tunnel HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\nConnection: close\r\n\r\n`, 3000, (a) => a.endsWith("}"));
+    const out = await plainTunnelExchange(
+      port,
+      TOKEN,
+      `plain.test:${httpUp.port}`,
+      `GET /in-tunnel HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\nConnection: close\r\n\r\n`,
+      3000,
+      (a) => a.endsWith("}"),
+    );
     expect(out).toStartWith("HTTP/1.1 200 OK\r\n");
     const seen = JSON.parse(out.slice(out.indexOf("\r\n\r\n") + 4));
     expect(seenHeader(seen.headers, "authorization")).toEqual([`Bearer ${SECRETS["ns/KEY"]}`]);
@@ -425,7 +671,13 @@ describe("cleartext HTTP inside a CONNECT tunnel (as the reference)", () => {
   });
 
   test("the one-host rule holds in cleartext too; non-HTTP bytes get a 400", async () => {
-    const out = await plainTunnelExchange(port, TOKEN, `plain.test:${httpUp.port}`, `GET /x HTTP/1.1\r\nHost: api.test:${httpUp.port}\r\nConnection: close\r\n\r\n`, 2000);
+    const out = await plainTunnelExchange(
+      port,
+      TOKEN,
+      `plain.test:${httpUp.port}`,
+      `GET /x HTTP/1.1\r\nHost: api.test:${httpUp.port}\r\nConnection: close\r\n\r\n`,
+      2000,
+    );
     expect(out).toStartWith("HTTP/1.1 421 Misdirected Request\r\n");
     const ssh = await plainTunnelExchange(port, TOKEN, `pass.test:22`, "SSH-2.0-OpenSSH_9.0\r\n", 2000);
     expect(ssh).toStartWith("HTTP/1.1 400 Bad Request\r\n");
@@ -433,7 +685,11 @@ describe("cleartext HTTP inside a CONNECT tunnel (as the reference)", () => {
 
   test("bytes sent right behind the CONNECT head (before its 200) are the tunnel's first bytes", async () => {
     const auth = `Proxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n`;
-    const out = await rawExchange(port, `CONNECT pass.test:${httpUp.port} HTTP/1.1\r\n${auth}\r\nGET /early HTTP/1.1\r\nHost: pass.test:${httpUp.port}\r\nConnection: close\r\n\r\n`, 2000);
+    const out = await rawExchange(
+      port,
+      `CONNECT pass.test:${httpUp.port} HTTP/1.1\r\n${auth}\r\nGET /early HTTP/1.1\r\nHost: pass.test:${httpUp.port}\r\nConnection: close\r\n\r\n`,
+      2000,
+    );
     expect(out).toStartWith("HTTP/1.0 200 OK\r\n\r\nHTTP/1.1 200 OK\r\n");
     expect(out).toContain('"url":"/early"');
   });
@@ -441,7 +697,14 @@ describe("cleartext HTTP inside a CONNECT tunnel (as the reference)", () => {
 
 describe("plain HTTP (absolute-form)", () => {
   test("injected and forwarded over HTTP; Proxy-Authorization removed", async () => {
-    const r = await run(["curl", "-sS", "-i", "--proxy", `http://u:${TOKEN}@127.0.0.1:${port}`, `http://plain.test:${httpUp.port}/p?a=1`]);
+    const r = await run([
+      "curl",
+      "-sS",
+      "-i",
+      "--proxy",
+      `http://u:${TOKEN}@127.0.0.1:${port}`,
+      `http://plain.test:${httpUp.port}/p?a=1`,
+    ]);
     const res = parseCurl(r.stdout);
     expect(res.status).toBe(200);
     const seen = JSON.parse(res.body);
@@ -451,12 +714,20 @@ describe("plain HTTP (absolute-form)", () => {
   });
 
   test("absolute-form target with a different Host header → 421", async () => {
-    const out = await rawExchange(port, `GET http://plain.test:${httpUp.port}/x HTTP/1.1\r\nHost: pass.test:${httpUp.port}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n\r\n`, 800);
+    const out = await rawExchange(
+      port,
+      `GET http://plain.test:${httpUp.port}/x HTTP/1.1\r\nHost: pass.test:${httpUp.port}\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n\r\n`,
+      800,
+    );
     expect(out).toStartWith("HTTP/1.1 421 Misdirected Request\r\n");
   });
 
   test("origin-form request to the proxy → 500 not-a-proxy text", async () => {
-    const out = await rawExchange(port, `GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\nConnection: close\r\n\r\n`, 800);
+    const out = await rawExchange(
+      port,
+      `GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\nConnection: close\r\n\r\n`,
+      800,
+    );
     expect(out).toStartWith("HTTP/1.1 500 Internal Server Error\r\n");
     expect(out).toEndWith("\r\n\r\nThis is a proxy server. Does not respond to non-proxy requests.\n");
   });
@@ -466,8 +737,16 @@ describe("malformed and smuggling requests (§18.17)", () => {
   const auth = `Proxy-Authorization: Basic ${Buffer.from("u:" + TOKEN).toString("base64")}\r\n`;
   const cases: Array<[string, string, number]> = [
     ["bare LF line ending", "GET /x HTTP/1.1\nHost: api.test\n\n", 400],
-    ["CL and TE together", "POST /x HTTP/1.1\r\nHost: H\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400],
-    ["two different Content-Length", "POST /x HTTP/1.1\r\nHost: H\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400],
+    [
+      "CL and TE together",
+      "POST /x HTTP/1.1\r\nHost: H\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      400,
+    ],
+    [
+      "two different Content-Length",
+      "POST /x HTTP/1.1\r\nHost: H\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      400,
+    ],
     ["obs-fold", "GET /x HTTP/1.1\r\nHost: H\r\nX-A: a\r\n b\r\n\r\n", 400],
     ["two Host headers", "GET /x HTTP/1.1\r\nHost: H\r\nHost: H\r\n\r\n", 400],
     ["space in header name", "GET /x HTTP/1.1\r\nHost: H\r\nBad Name: x\r\n\r\n", 400],
@@ -478,12 +757,23 @@ describe("malformed and smuggling requests (§18.17)", () => {
   for (const [name, req, status] of cases) {
     test(`inside a tunnel: ${name} → ${status}, nothing forwarded`, async () => {
       const n = up.seen.length;
-      const out = await tunnelExchange(port, TOKEN, `api.test:${up.port}`, readFileSync(proxyCa, "utf8"), "api.test", req.replaceAll("Host: H", `Host: api.test:${up.port}`), 2000);
+      const out = await tunnelExchange(
+        port,
+        TOKEN,
+        `api.test:${up.port}`,
+        readFileSync(proxyCa, "utf8"),
+        "api.test",
+        req.replaceAll("Host: H", `Host: api.test:${up.port}`),
+        2000,
+      );
       expect(out).toStartWith(`HTTP/1.1 ${status} `);
       expect(up.seen.length).toBe(n);
     });
     test(`on the listener: ${name} → ${status}`, async () => {
-      const plain = req.replace("/x", `http://plain.test:${httpUp.port}/x`).replace("\r\n", "\r\n" + auth).replace("\n", name === "bare LF line ending" ? "\n" : "\n");
+      const plain = req
+        .replace("/x", `http://plain.test:${httpUp.port}/x`)
+        .replace("\r\n", "\r\n" + auth)
+        .replace("\n", name === "bare LF line ending" ? "\n" : "\n");
       const out = await rawExchange(port, plain.replaceAll("Host: H", `Host: plain.test:${httpUp.port}`), 1000);
       expect(out).toStartWith(`HTTP/1.1 ${status} `);
     });
@@ -500,7 +790,9 @@ describe("malformed and smuggling requests (§18.17)", () => {
 describe("other clients", () => {
   test("Python urllib with HTTPS_PROXY", async () => {
     const code = `import urllib.request, ssl, json\nctx = ssl.create_default_context(cafile=${JSON.stringify(proxyCa)})\nr = urllib.request.urlopen(urllib.request.Request(${JSON.stringify(u("api.test", "/py"))}), context=ctx)\nprint(json.load(r)["headers"])`;
-    const r = await run(["python3", "-c", code], { env: { PATH: process.env.PATH!, HTTPS_PROXY: `http://u:${TOKEN}@127.0.0.1:${port}` } });
+    const r = await run(["python3", "-c", code], {
+      env: { PATH: process.env.PATH!, HTTPS_PROXY: `http://u:${TOKEN}@127.0.0.1:${port}` },
+    });
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain(`'Bearer ${SECRETS["ns/KEY"]}'`);
   });
@@ -521,15 +813,25 @@ https.get(${JSON.stringify(u("hdr.test", "/node"))}, { agent, ca: fs.readFileSyn
       return;
     }
     const dir = tempDir("clef-go-");
-    writeFileSync(join(dir, "main.go"), `package main
+    writeFileSync(
+      join(dir, "main.go"),
+      `package main
 import ("crypto/tls"; "crypto/x509"; "fmt"; "io"; "net/http"; "os")
 func main() {
   pem, _ := os.ReadFile(os.Args[1]); pool := x509.NewCertPool(); pool.AppendCertsFromPEM(pem)
   c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool}}}
   r, err := c.Get(os.Args[2]); if err != nil { fmt.Println(err); os.Exit(1) }
   b, _ := io.ReadAll(r.Body); fmt.Println(r.StatusCode, string(b))
-}`);
-    const env = { PATH: process.env.PATH!, HOME: dir, GOCACHE: join(dir, "cache"), GOFLAGS: "-mod=mod", GO111MODULE: "off", HTTPS_PROXY: `http://u:${TOKEN}@127.0.0.1:${port}` };
+}`,
+    );
+    const env = {
+      PATH: process.env.PATH!,
+      HOME: dir,
+      GOCACHE: join(dir, "cache"),
+      GOFLAGS: "-mod=mod",
+      GO111MODULE: "off",
+      HTTPS_PROXY: `http://u:${TOKEN}@127.0.0.1:${port}`,
+    };
     const r = await run(["go", "run", join(dir, "main.go"), proxyCa, u("api.test", "/go")], { env });
     expect(r.stdout).toStartWith("200 ");
     expect(r.stdout).toContain(SECRETS["ns/KEY"]!);

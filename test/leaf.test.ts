@@ -25,7 +25,9 @@ function save(pem: string): string {
 
 /** The root's SKI as openssl prints it. */
 function rootSki(): string {
-  return /Subject Key Identifier: *\n\s+([0-9A-F:]+)/.exec(openssl(["x509", "-in", ca.certPath, "-noout", "-text"]).out)![1]!;
+  return /Subject Key Identifier: *\n\s+([0-9A-F:]+)/.exec(
+    openssl(["x509", "-in", ca.certPath, "-noout", "-text"]).out,
+  )![1]!;
 }
 
 describe("leaf fields", () => {
@@ -45,7 +47,10 @@ describe("leaf fields", () => {
     const f = save(leaf.certPem);
     expect(openssl(["verify", "-x509_strict", "-CAfile", ca.certPath, f])).toEqual({ code: 0, out: `${f}: OK\n` });
     const text = openssl(["x509", "-in", f, "-noout", "-text"]).out;
-    const exts = text.slice(text.indexOf("X509v3 extensions:"), text.indexOf("Signature Algorithm: ecdsa-with-SHA256\n    Signature Value"));
+    const exts = text.slice(
+      text.indexOf("X509v3 extensions:"),
+      text.indexOf("Signature Algorithm: ecdsa-with-SHA256\n    Signature Value"),
+    );
     expect(exts.replace(/\s+/g, " ").trim()).toBe(
       "X509v3 extensions: X509v3 Key Usage: critical Digital Signature, Key Encipherment X509v3 Extended Key Usage: TLS Web Server Authentication " +
         `X509v3 Basic Constraints: critical CA:FALSE X509v3 Authority Key Identifier: ${rootSki()} X509v3 Subject Alternative Name: DNS:api.example.com`,
@@ -79,14 +84,17 @@ describe("leaf fields", () => {
 
   test("names that cannot be certificate names are refused", async () => {
     const m = createLeafMinter(ca);
-    for (const bad of ["", "a b", "ü.test", "x\r\ny"]) await expect(m.leafFor(bad)).rejects.toThrow("leaf: invalid name");
+    for (const bad of ["", "a b", "ü.test", "x\r\ny"])
+      await expect(m.leafFor(bad)).rejects.toThrow("leaf: invalid name");
   });
 });
 
 describe("TLS handshakes with a leaf", () => {
   async function serveLeaf(name: string): Promise<{ port: number; close(): void }> {
     const leaf = await createLeafMinter(ca).leafFor(name);
-    const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem, ALPNProtocols: ["http/1.1"] }, (s) => s.end("hello\n"));
+    const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem, ALPNProtocols: ["http/1.1"] }, (s) =>
+      s.end("hello\n"),
+    );
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     return { port: (server.address() as { port: number }).port, close: () => server.close() };
   }
@@ -133,7 +141,11 @@ describe("TLS handshakes with a leaf", () => {
         "s=c.wrap_socket(socket.create_connection(('127.0.0.1',int(sys.argv[2]))),server_hostname='api.example.com')\n" +
         "print(s.recv(100).decode(),end='')\n";
       const p = Bun.spawn([python!, "-c", script, ca.certPath, String(srv.port)], { stdout: "pipe", stderr: "pipe" });
-      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      const [out, err, code] = await Promise.all([
+        new Response(p.stdout).text(),
+        new Response(p.stderr).text(),
+        p.exited,
+      ]);
       expect({ code, out, err }).toEqual({ code: 0, out: "hello\n", err: "" });
     } finally {
       srv.close();

@@ -10,16 +10,28 @@ describe("slog text format (Go TextHandler parity)", () => {
   });
 
   test("bare and quoted values like the reference's lines", () => {
-    const line = formatLine("INFO", "clef-proxy starting", { version: "0.0.4", proxy_id: "vm", port: 18888, lambda: false }, t);
+    const line = formatLine(
+      "INFO",
+      "clef-proxy starting",
+      { version: "0.0.4", proxy_id: "vm", port: 18888, lambda: false },
+      t,
+    );
     expect(line).toEndWith(' level=INFO msg="clef-proxy starting" version=0.0.4 proxy_id=vm port=18888 lambda=false\n');
-    expect(formatLine("INFO", "listening", { addr: "127.0.0.1:8888" }, t)).toEndWith(" msg=listening addr=127.0.0.1:8888\n");
+    expect(formatLine("INFO", "listening", { addr: "127.0.0.1:8888" }, t)).toEndWith(
+      " msg=listening addr=127.0.0.1:8888\n",
+    );
     expect(formatLine("INFO", "denied: host not in manifest", { service_header: "" }, t)).toEndWith(
       ' msg="denied: host not in manifest" service_header=""\n',
     );
   });
 
   test("errors with quotes are escaped like strconv.Quote", () => {
-    const line = formatLine("ERROR", "agent client init", { err: 'agent: CLEF_PROXY_AGENT_URL scheme must be http or https, got "ftp"' }, t);
+    const line = formatLine(
+      "ERROR",
+      "agent client init",
+      { err: 'agent: CLEF_PROXY_AGENT_URL scheme must be http or https, got "ftp"' },
+      t,
+    );
     expect(line).toEndWith(' err="agent: CLEF_PROXY_AGENT_URL scheme must be http or https, got \\"ftp\\""\n');
   });
 

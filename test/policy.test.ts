@@ -3,7 +3,14 @@
 import { describe, expect, test } from "bun:test";
 import { formatGoDuration, parseGoDuration } from "../src/config/duration.ts";
 import { parseConfig } from "../src/config/load.ts";
-import { applyInjection, canonicalHeaderName, checkServices, parseHandle, setQueryParam, stripHopByHop } from "../src/inject/index.ts";
+import {
+  applyInjection,
+  canonicalHeaderName,
+  checkServices,
+  parseHandle,
+  setQueryParam,
+  stripHopByHop,
+} from "../src/inject/index.ts";
 import { canonicalHost, createMatcher, effectiveHost, splitAuthority } from "../src/match/index.ts";
 import { blockReason, cachedResolver, resolveAndVet } from "../src/netguard/index.ts";
 import type { Service } from "../src/agent/types.ts";
@@ -23,7 +30,14 @@ describe("config", () => {
     expect(c.upstream.noProxy).toEqual([]);
   });
   test("durations round-trip like Go", () => {
-    for (const [s, out] of [["1m0.5s", "1m0.5s"], ["90s", "1m30s"], ["1h", "1h0m0s"], ["1.5s", "1.5s"], ["250ms", "250ms"], ["2us", "2µs"]] as const) {
+    for (const [s, out] of [
+      ["1m0.5s", "1m0.5s"],
+      ["90s", "1m30s"],
+      ["1h", "1h0m0s"],
+      ["1.5s", "1.5s"],
+      ["250ms", "250ms"],
+      ["2us", "2µs"],
+    ] as const) {
       expect(formatGoDuration(parseGoDuration(s))).toBe(out);
     }
     expect(() => parseGoDuration("bogus")).toThrow('time: invalid duration "bogus"');
@@ -34,7 +48,19 @@ describe("config", () => {
 
 describe("matching", () => {
   const svc = (name: string, host: string): Service => ({ name, host, auth: { scheme: "bearer", credential: "ns/K" } });
-  const m = createMatcher({ schemaVersion: 1, identity: "", environment: "", services: [svc("up", "UP.test"), svc("t", "trail.test."), svc("a", "dup.test"), svc("b", "dup.test"), svc("both", "both.test")], passthroughHosts: ["Pass.test", "both.test", "*.wild.test"] });
+  const m = createMatcher({
+    schemaVersion: 1,
+    identity: "",
+    environment: "",
+    services: [
+      svc("up", "UP.test"),
+      svc("t", "trail.test."),
+      svc("a", "dup.test"),
+      svc("b", "dup.test"),
+      svc("both", "both.test"),
+    ],
+    passthroughHosts: ["Pass.test", "both.test", "*.wild.test"],
+  });
   test("canonical host", () => {
     expect(canonicalHost("API.Test.:443")).toBe("api.test");
     expect(canonicalHost("[::1]:8443")).toBe("::1");
@@ -53,13 +79,28 @@ describe("matching", () => {
   });
   test("one host per request", () => {
     const c = { host: "api.test", port: "443" };
-    expect(effectiveHost({ connect: c, sni: "API.test", hostHeader: "api.test", defaultPort: "443" })).toMatchObject({ ok: true, host: "api.test", port: "443" });
+    expect(effectiveHost({ connect: c, sni: "API.test", hostHeader: "api.test", defaultPort: "443" })).toMatchObject({
+      ok: true,
+      host: "api.test",
+      port: "443",
+    });
     expect(effectiveHost({ connect: c, hostHeader: "api.test:443", defaultPort: "443" }).ok).toBe(true);
     expect(effectiveHost({ connect: c, hostHeader: "api.test:8443", defaultPort: "443" }).ok).toBe(false);
     expect(effectiveHost({ connect: c, sni: "other.test", hostHeader: "api.test", defaultPort: "443" }).ok).toBe(false);
-    expect(effectiveHost({ connect: c, hostHeader: "api.test", absolute: { host: "other.test", port: "" }, defaultPort: "443" }).ok).toBe(false);
-    expect(effectiveHost({ absolute: { host: "a.test", port: "" }, hostHeader: "a.test:80", defaultPort: "80" }).ok).toBe(true);
-    expect(effectiveHost({ absolute: { host: "a.test", port: "" }, hostHeader: "b.test", defaultPort: "80" }).ok).toBe(false);
+    expect(
+      effectiveHost({
+        connect: c,
+        hostHeader: "api.test",
+        absolute: { host: "other.test", port: "" },
+        defaultPort: "443",
+      }).ok,
+    ).toBe(false);
+    expect(
+      effectiveHost({ absolute: { host: "a.test", port: "" }, hostHeader: "a.test:80", defaultPort: "80" }).ok,
+    ).toBe(true);
+    expect(effectiveHost({ absolute: { host: "a.test", port: "" }, hostHeader: "b.test", defaultPort: "80" }).ok).toBe(
+      false,
+    );
   });
 });
 
@@ -73,15 +114,34 @@ describe("injection", () => {
     expect(() => parseHandle("ns/b/c")).toThrow('agent: invalid key "b/c"');
   });
   test("schemes and guards; the secret never appears in an error", () => {
-    const r = applyInjection(svc({ scheme: "bearer", credential: "n/k" }), "S", [["authorization", "x"], ["Authorization", "y"]], "/");
+    const r = applyInjection(
+      svc({ scheme: "bearer", credential: "n/k" }),
+      "S",
+      [
+        ["authorization", "x"],
+        ["Authorization", "y"],
+      ],
+      "/",
+    );
     expect(r.headers).toEqual([["Authorization", "Bearer S"]]);
     expect(r.overwrote).toBe(true);
-    expect(applyInjection(svc({ scheme: "api_key_header", header: "x-lower-key", credential: "n/k" }), "S", [], "/").headers).toEqual([["X-Lower-Key", "S"]]);
+    expect(
+      applyInjection(svc({ scheme: "api_key_header", header: "x-lower-key", credential: "n/k" }), "S", [], "/").headers,
+    ).toEqual([["X-Lower-Key", "S"]]);
     for (const [auth, msg] of [
-      [{ scheme: "api_key_header", credential: "n/k" }, 'clef-proxy: inject: scheme "api_key_header" requires auth.header'],
-      [{ scheme: "api_key_query", credential: "n/k" }, 'clef-proxy: inject: scheme "api_key_query" requires auth.query'],
+      [
+        { scheme: "api_key_header", credential: "n/k" },
+        'clef-proxy: inject: scheme "api_key_header" requires auth.header',
+      ],
+      [
+        { scheme: "api_key_query", credential: "n/k" },
+        'clef-proxy: inject: scheme "api_key_query" requires auth.query',
+      ],
       [{ scheme: "Bearer", credential: "n/k" }, 'clef-proxy: inject: unsupported scheme "Bearer"'],
-      [{ scheme: "api_key_header", header: "X-Bad\r\nInjected", credential: "n/k" }, 'clef-proxy: inject: auth.header "X-Bad\\r\\nInjected" is not a valid header name'],
+      [
+        { scheme: "api_key_header", header: "X-Bad\r\nInjected", credential: "n/k" },
+        'clef-proxy: inject: auth.header "X-Bad\\r\\nInjected" is not a valid header name',
+      ],
     ] as const) {
       expect(() => applyInjection(svc(auth as Service["auth"]), "S", [], "/")).toThrow(msg);
     }
@@ -105,11 +165,27 @@ describe("injection", () => {
     expect(canonicalHeaderName("etag")).toBe("Etag");
   });
   test("hop-by-hop removal", () => {
-    const h = stripHopByHop([["Connection", "keep-alive, X-Hop"], ["X-Hop", "1"], ["Keep-Alive", "5"], ["TE", "trailers"], ["Proxy-Authorization", "p"], ["Proxy-Connection", "k"], ["X-Clef-Service", "s"], ["Transfer-Encoding", "chunked"], ["Accept", "*/*"]]);
+    const h = stripHopByHop([
+      ["Connection", "keep-alive, X-Hop"],
+      ["X-Hop", "1"],
+      ["Keep-Alive", "5"],
+      ["TE", "trailers"],
+      ["Proxy-Authorization", "p"],
+      ["Proxy-Connection", "k"],
+      ["X-Clef-Service", "s"],
+      ["Transfer-Encoding", "chunked"],
+      ["Accept", "*/*"],
+    ]);
     expect(h).toEqual([["Accept", "*/*"]]);
   });
   test("startup warnings for services that can never work (§18.10)", () => {
-    const w = checkServices({ schemaVersion: 1, identity: "", environment: "", passthroughHosts: [], services: [svc({ scheme: "basic", credential: "noslash" }), svc({ scheme: "bearer", credential: "ns/K" })] });
+    const w = checkServices({
+      schemaVersion: 1,
+      identity: "",
+      environment: "",
+      passthroughHosts: [],
+      services: [svc({ scheme: "basic", credential: "noslash" }), svc({ scheme: "bearer", credential: "ns/K" })],
+    });
     expect(w.map((x) => x.problem)).toEqual(['unsupported scheme "basic"', 'malformed credential handle "noslash"']);
   });
 });
@@ -128,9 +204,15 @@ describe("netguard", () => {
     await expect(resolveAndVet("meta.test", async () => ["10.0.0.1", "169.254.169.254"])).rejects.toThrow(
       "netguard: address blocked by policy: meta.test resolves to 169.254.169.254 (cloud metadata)",
     );
-    await expect(resolveAndVet("169.254.169.254")).rejects.toThrow("netguard: address blocked by policy: 169.254.169.254 (cloud metadata)");
+    await expect(resolveAndVet("169.254.169.254")).rejects.toThrow(
+      "netguard: address blocked by policy: 169.254.169.254 (cloud metadata)",
+    );
     expect(await resolveAndVet("ok.test", async () => ["127.0.0.3", "::1"])).toEqual(["127.0.0.3", "::1"]);
-    await expect(resolveAndVet("nx.test", async () => { throw new Error("ENOTFOUND"); })).rejects.toThrow("dial tcp: lookup nx.test: no such host");
+    await expect(
+      resolveAndVet("nx.test", async () => {
+        throw new Error("ENOTFOUND");
+      }),
+    ).rejects.toThrow("dial tcp: lookup nx.test: no such host");
   });
 });
 

@@ -54,7 +54,10 @@ describe("checksums and verify-checksum", () => {
   test("the .sha256 file equals sha256sum's output and sha256sum -c accepts it", async () => {
     const dir = tempDir("clef-rel-");
     const f = join(dir, "clef-proxy-linux-x64");
-    writeFileSync(f, new Uint8Array(300_000).map((_, i) => (i * 13) & 255));
+    writeFileSync(
+      f,
+      new Uint8Array(300_000).map((_, i) => (i * 13) & 255),
+    );
     const r = await helper("checksums", f);
     expect(r.code).toBe(0);
     const real = await run(["sha256sum", "clef-proxy-linux-x64"], { cwd: dir });
@@ -116,13 +119,24 @@ describe("workflows", () => {
   const ci = load("ci.yml");
   const rel = load("release.yml");
   const steps = (job: Y) => (job.steps as Y[]).map((s) => String(s.run ?? s.uses ?? ""));
-  const allRuns = (wf: Y) => Object.values(wf.jobs as Y).flatMap((j) => steps(j as Y)).join("\n");
+  const allRuns = (wf: Y) =>
+    Object.values(wf.jobs as Y)
+      .flatMap((j) => steps(j as Y))
+      .join("\n");
 
-  test("ci: push and pull_request; typecheck, npm test, build:all, artifact; read-only token", () => {
+  test("ci: push and pull_request; lint (format + types), npm test, build:all, artifact; read-only token", () => {
     expect(Object.keys(ci.on).sort()).toEqual(["pull_request", "push"]);
     expect(ci.permissions).toEqual({ contents: "read" });
     const s = steps(ci.jobs.test).join("\n");
-    for (const needed of ["npm ci", "npm run typecheck", "npm test", "npm run build:all", "actions/upload-artifact", "tinyproxy"]) expect(s).toContain(needed);
+    for (const needed of [
+      "npm ci",
+      "npm run lint",
+      "npm test",
+      "npm run build:all",
+      "actions/upload-artifact",
+      "tinyproxy",
+    ])
+      expect(s).toContain(needed);
     expect(JSON.stringify(ci)).not.toContain("id-token");
   });
 
@@ -139,14 +153,37 @@ describe("workflows", () => {
     expect(JSON.stringify(rel.jobs.release)).not.toContain("id-token");
     expect(JSON.stringify(rel)).not.toMatch(/NODE_AUTH_TOKEN|NPM_TOKEN|secrets\./);
     const r = steps(rel.jobs.release).join("\n");
-    for (const needed of ["npm run build:all", "checksums.ts", "smoke.ts", "gh release create", "--generate-notes", "stamp-version.ts"]) expect(r).toContain(needed);
+    for (const needed of [
+      "npm run build:all",
+      "checksums.ts",
+      "smoke.ts",
+      "gh release create",
+      "--generate-notes",
+      "stamp-version.ts",
+    ])
+      expect(r).toContain(needed);
     const p = steps(rel.jobs.publish).join("\n");
-    for (const needed of ["gh release download", "verify-checksum.ts", "smoke.ts", "stamp-version.ts", "npm publish --provenance --access public"]) expect(p).toContain(needed);
+    for (const needed of [
+      "gh release download",
+      "verify-checksum.ts",
+      "smoke.ts",
+      "stamp-version.ts",
+      "npm publish --provenance --access public",
+    ])
+      expect(p).toContain(needed);
   });
 
   test("publish matrix: the five platforms, each on a runner of its OS and CPU", () => {
-    const m = (rel.jobs.publish.strategy.matrix.include as Y[]).map((e) => `${e.platform}-${e.arch}@${e.runner}${e.exe}`);
-    expect(m.sort()).toEqual(["darwin-arm64@macos-14", "darwin-x64@macos-13", "linux-arm64@ubuntu-24.04-arm", "linux-x64@ubuntu-latest", "win32-x64@windows-latest.exe"]);
+    const m = (rel.jobs.publish.strategy.matrix.include as Y[]).map(
+      (e) => `${e.platform}-${e.arch}@${e.runner}${e.exe}`,
+    );
+    expect(m.sort()).toEqual([
+      "darwin-arm64@macos-14",
+      "darwin-x64@macos-13",
+      "linux-arm64@ubuntu-24.04-arm",
+      "linux-x64@ubuntu-latest",
+      "win32-x64@windows-latest.exe",
+    ]);
     for (const e of rel.jobs.publish.strategy.matrix.include as Y[]) {
       const pkg = JSON.parse(readFileSync(join(ROOT, `platforms/proxy-${e.platform}-${e.arch}/package.json`), "utf8"));
       expect(pkg.name).toBe(`@clef-sh/proxy-${e.platform}-${e.arch}`);

@@ -27,7 +27,10 @@ async function serveOnce(bin: string | undefined, config: string, env: Record<st
   const code = await Promise.race([p.exited, Bun.sleep(8000).then(() => -1)]);
   if (code === -1) p.kill("SIGKILL");
   await Bun.sleep(20);
-  const norm = p.stderr.join("\n").replaceAll(p.configPath, "<cfg>").replace(/time=\S+ /g, "");
+  const norm = p.stderr
+    .join("\n")
+    .replaceAll(p.configPath, "<cfg>")
+    .replace(/time=\S+ /g, "");
   return { code, stderr: norm, deleted: !existsSync(p.configPath) };
 }
 
@@ -62,10 +65,12 @@ describe("config errors (exit 2, exact messages, file deleted)", () => {
     ["bool as string", '{"lambda_loopback_only":"yes"}'],
   ];
   const expected: Record<string, string> = {
-    "port as string": 'clef-proxy serve: parse config "<cfg>": json: cannot unmarshal string into Go struct field ListenConfig.listen.port of type int',
+    "port as string":
+      'clef-proxy serve: parse config "<cfg>": json: cannot unmarshal string into Go struct field ListenConfig.listen.port of type int',
     "port out of range": 'clef-proxy serve: config "<cfg>": listen.port: 70000 out of range (1-65535)',
     "drain over cap": 'clef-proxy serve: config "<cfg>": serve.drain_timeout: 1m0.5s exceeds sanity cap of 1m0s',
-    "drain bogus": 'clef-proxy serve: parse config "<cfg>": config: invalid drain_timeout "bogus": time: invalid duration "bogus"',
+    "drain bogus":
+      'clef-proxy serve: parse config "<cfg>": config: invalid drain_timeout "bogus": time: invalid duration "bogus"',
     "empty file": 'clef-proxy serve: parse config "<cfg>": unexpected end of JSON input',
   };
   for (const [name, text] of cases) {
@@ -86,7 +91,9 @@ describe("config errors (exit 2, exact messages, file deleted)", () => {
   test("missing config file", async () => {
     const p = spawnProxy({ args: ["serve", "--config", "/nonexistent/c.json"] });
     expect(await p.exited).toBe(2);
-    expect(p.stderr.join("\n")).toBe('clef-proxy serve: read config "/nonexistent/c.json": open /nonexistent/c.json: no such file or directory');
+    expect(p.stderr.join("\n")).toBe(
+      'clef-proxy serve: read config "/nonexistent/c.json": open /nonexistent/c.json: no such file or directory',
+    );
   });
 
   test("a valid config is deleted too, and unknown fields are ignored", async () => {
@@ -100,16 +107,27 @@ describe("config errors (exit 2, exact messages, file deleted)", () => {
 
 describe("exit codes", () => {
   test("0: SIGTERM after listening, with the reference's log lines", async () => {
-    const a = agent({ services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/KEY" } }], ["pass.test"]) });
+    const a = agent({
+      services: manifest(
+        [{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/KEY" } }],
+        ["pass.test"],
+      ),
+    });
     const port = await freePort();
     const p = await startProxy({ config: { listen: { port }, metadata: { proxy_id: "pid-1" } }, env: agentEnv(a) });
     p.kill("SIGTERM");
     expect(await p.exited).toBe(0);
     const lines = p.stderr.map((l) => l.replace(/^time=\S+ /, ""));
-    expect(lines[0]).toBe(`level=INFO msg="clef-proxy starting" version=0.0.4 proxy_id=pid-1 port=${port} lambda=false`);
-    expect(lines[1]).toMatch(/^level=INFO msg="CA loaded" subject="CN=clef-proxy,O=clef-sh" not_after=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(lines[0]).toBe(
+      `level=INFO msg="clef-proxy starting" version=0.0.4 proxy_id=pid-1 port=${port} lambda=false`,
+    );
+    expect(lines[1]).toMatch(
+      /^level=INFO msg="CA loaded" subject="CN=clef-proxy,O=clef-sh" not_after=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    );
     expect(lines[2]).toBe('level=INFO msg="agent ready"');
-    expect(lines[3]).toBe('level=INFO msg="services fetched" identity=myid environment=prod service_count=1 passthrough_count=1');
+    expect(lines[3]).toBe(
+      'level=INFO msg="services fetched" identity=myid environment=prod service_count=1 passthrough_count=1',
+    );
     expect(lines[4]).toBe(`level=INFO msg=listening addr=127.0.0.1:${port}`);
     expect(lines).toContain('level=INFO msg="shutdown signal received, draining" drain_timeout=5s');
     expect(lines.at(-1)).toBe('level=INFO msg="clef-proxy stopped"');
@@ -124,7 +142,10 @@ describe("exit codes", () => {
 
   test("1: /v1/services unauthorized", async () => {
     const a = agent();
-    const p = spawnProxy({ config: { listen: { port: await freePort() } }, env: { ...agentEnv(a), CLEF_PROXY_AGENT_TOKEN: "wrong" } });
+    const p = spawnProxy({
+      config: { listen: { port: await freePort() } },
+      env: { ...agentEnv(a), CLEF_PROXY_AGENT_TOKEN: "wrong" },
+    });
     expect(await p.exited).toBe(1);
     expect(p.stderr.at(-1)).toEndWith('level=ERROR msg="fetch /v1/services" err="agent: unauthorized"');
   });
@@ -133,7 +154,10 @@ describe("exit codes", () => {
     for (const [services, err] of [
       [{ schema_version: 2 }, "agent: /v1/services schema_version=2, expected 1"],
       [() => Response.json({ error: "boom", detail: "dd" }, { status: 500 }), "agent: /v1/services: 500 boom: dd"],
-      [() => new Response("{nope"), "agent: decode /v1/services: invalid character 'n' looking for beginning of object key string"],
+      [
+        () => new Response("{nope"),
+        "agent: decode /v1/services: invalid character 'n' looking for beginning of object key string",
+      ],
     ] as const) {
       const p = spawnProxy({ config: { listen: { port: await freePort() } }, env: agentEnv(agent({ services })) });
       expect(await p.exited).toBe(1);
@@ -142,24 +166,39 @@ describe("exit codes", () => {
   });
 
   test("1: proxy_auth without a colon (intercept init)", async () => {
-    const p = spawnProxy({ config: { listen: { port: await freePort() }, upstream: { proxy_url: "http://127.0.0.1:1", proxy_auth: "nocolon" } }, env: agentEnv(agent()) });
+    const p = spawnProxy({
+      config: {
+        listen: { port: await freePort() },
+        upstream: { proxy_url: "http://127.0.0.1:1", proxy_auth: "nocolon" },
+      },
+      env: agentEnv(agent()),
+    });
     expect(await p.exited).toBe(1);
-    expect(p.stderr.at(-1)).toEndWith(`level=ERROR msg="intercept init" err="intercept: upstream.proxy_auth must be in 'user:pass' form"`);
+    expect(p.stderr.at(-1)).toEndWith(
+      `level=ERROR msg="intercept init" err="intercept: upstream.proxy_auth must be in 'user:pass' form"`,
+    );
   });
 
   test("2: audit file cannot be opened (after listening)", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, "a.log"));
-    const p = spawnProxy({ config: { listen: { port: await freePort() }, audit: { destination: "file", file: join(dir, "a.log") } }, env: agentEnv(agent()) });
+    const p = spawnProxy({
+      config: { listen: { port: await freePort() }, audit: { destination: "file", file: join(dir, "a.log") } },
+      env: agentEnv(agent()),
+    });
     expect(await p.exited).toBe(2);
-    expect(p.stderr.at(-1)).toContain(`msg="audit init" err="audit: open ${join(dir, "a.log")}: open ${join(dir, "a.log")}: is a directory"`);
+    expect(p.stderr.at(-1)).toContain(
+      `msg="audit init" err="audit: open ${join(dir, "a.log")}: open ${join(dir, "a.log")}: is a directory"`,
+    );
   });
 
   test("3: agent never ready within 30 s; the attempts follow the back-off", async () => {
     const a = agent({ ready: 503 });
     const p = spawnProxy({ config: { listen: { port: await freePort() } }, env: agentEnv(a) });
     expect(await p.exited).toBe(3);
-    expect(p.stderr.at(-1)).toEndWith('level=ERROR msg="agent not ready within timeout" err="agent: /v1/ready not reachable: context deadline exceeded (last error: status 503)" timeout=30s');
+    expect(p.stderr.at(-1)).toEndWith(
+      'level=ERROR msg="agent not ready within timeout" err="agent: /v1/ready not reachable: context deadline exceeded (last error: status 503)" timeout=30s',
+    );
     const ready = a.calls.filter((c) => c.path === "/v1/ready");
     expect(ready.length).toBeGreaterThanOrEqual(29);
     expect(ready.length).toBeLessThanOrEqual(33);
@@ -177,9 +216,15 @@ describe("exit codes", () => {
 
   test("an https:// agent is verified against SSL_CERT_FILE's roots", async () => {
     const pki = makeTestPki([], ["127.0.0.1"]);
-    const a = agent({ tls: pki, services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]) });
+    const a = agent({
+      tls: pki,
+      services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]),
+    });
     expect(a.url).toStartWith("https://");
-    const p = await startProxy({ config: { listen: { port: await freePort() } }, env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath } });
+    const p = await startProxy({
+      config: { listen: { port: await freePort() } },
+      env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath },
+    });
     expect(a.calls.map((c) => c.path)).toEqual(["/v1/ready", "/v1/services"]);
     p.kill();
     expect(await p.exited).toBe(0);
@@ -198,8 +243,14 @@ describe("exit codes", () => {
     const a = agent();
     const cases: Array<[Record<string, string | undefined>, string]> = [
       [{ CLEF_PROXY_AGENT_URL: undefined }, 'msg="agent client init" err="agent: CLEF_PROXY_AGENT_URL is not set"'],
-      [{ CLEF_PROXY_AGENT_URL: "ftp://x" }, 'msg="agent client init" err="agent: CLEF_PROXY_AGENT_URL scheme must be http or https, got \\"ftp\\""'],
-      [{ CLEF_PROXY_AGENT_URL: "127.0.0.1:7777" }, 'msg="agent client init" err="agent: invalid CLEF_PROXY_AGENT_URL \\"127.0.0.1:7777\\": parse \\"127.0.0.1:7777\\": first path segment in URL cannot contain colon"'],
+      [
+        { CLEF_PROXY_AGENT_URL: "ftp://x" },
+        'msg="agent client init" err="agent: CLEF_PROXY_AGENT_URL scheme must be http or https, got \\"ftp\\""',
+      ],
+      [
+        { CLEF_PROXY_AGENT_URL: "127.0.0.1:7777" },
+        'msg="agent client init" err="agent: invalid CLEF_PROXY_AGENT_URL \\"127.0.0.1:7777\\": parse \\"127.0.0.1:7777\\": first path segment in URL cannot contain colon"',
+      ],
       [{ CLEF_PROXY_AGENT_TOKEN: "" }, 'msg="agent client init" err="agent: CLEF_PROXY_AGENT_TOKEN is not set"'],
       [{ CLEF_PROXY_TOKEN: undefined }, 'level=ERROR msg="workload auth token missing" env=CLEF_PROXY_TOKEN'],
     ];
@@ -213,9 +264,16 @@ describe("exit codes", () => {
   test("a .env or bunfig.toml in the working directory changes nothing (no autoload in the binary)", async () => {
     const cwd = tempDir("clef-cwd-");
     writeFileSync(join(cwd, ".env"), "CLEF_PROXY_TOKEN=from-dotenv\n");
-    writeFileSync(join(cwd, "evil.ts"), `require("node:fs").writeFileSync(${JSON.stringify(join(cwd, "ran"))}, "1");\n`);
+    writeFileSync(
+      join(cwd, "evil.ts"),
+      `require("node:fs").writeFileSync(${JSON.stringify(join(cwd, "ran"))}, "1");\n`,
+    );
     writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./evil.ts"]\n');
-    const p = spawnProxy({ cwd, config: { listen: { port: await freePort() } }, env: { ...agentEnv(agent()), CLEF_PROXY_TOKEN: undefined } });
+    const p = spawnProxy({
+      cwd,
+      config: { listen: { port: await freePort() } },
+      env: { ...agentEnv(agent()), CLEF_PROXY_TOKEN: undefined },
+    });
     expect(await p.exited).toBe(4);
     expect(p.stderr.at(-1)).toEndWith('level=ERROR msg="workload auth token missing" env=CLEF_PROXY_TOKEN');
     expect(existsSync(join(cwd, "ran"))).toBe(false);
@@ -228,7 +286,9 @@ describe("exit codes", () => {
     writeFileSync(join(home, ".config/clef/proxy/ca.key"), "garbage");
     const p = spawnProxy({ home, config: { listen: { port: await freePort() } }, env: agentEnv(agent()) });
     expect(await p.exited).toBe(5);
-    expect(p.stderr.at(-1)).toEndWith(`level=ERROR msg="CA load/generate" err="ca: ${home}/.config/clef/proxy/ca.crt: not a CERTIFICATE PEM block" cert_path=${home}/.config/clef/proxy/ca.crt`);
+    expect(p.stderr.at(-1)).toEndWith(
+      `level=ERROR msg="CA load/generate" err="ca: ${home}/.config/clef/proxy/ca.crt: not a CERTIFICATE PEM block" cert_path=${home}/.config/clef/proxy/ca.crt`,
+    );
   });
 
   test("6: the port is taken", async () => {
@@ -236,7 +296,9 @@ describe("exit codes", () => {
     const p = spawnProxy({ config: { listen: { port: busy.port } }, env: agentEnv(agent()) });
     expect(await p.exited).toBe(6);
     busy.stop(true);
-    expect(p.stderr.at(-1)).toEndWith(`level=ERROR msg="listener bind" addr=127.0.0.1:${busy.port} err="listen tcp 127.0.0.1:${busy.port}: bind: address already in use"`);
+    expect(p.stderr.at(-1)).toEndWith(
+      `level=ERROR msg="listener bind" addr=127.0.0.1:${busy.port} err="listen tcp 127.0.0.1:${busy.port}: bind: address already in use"`,
+    );
   });
 });
 
@@ -258,16 +320,27 @@ describe("Lambda", () => {
 
   for (const [how, env, args] of [
     ["flag", { AWS_LAMBDA_FUNCTION_NAME: "fn" }, ["--lambda-loopback-only"]],
-    ["CLEF_PROXY_LAMBDA_LOOPBACK=yes (§18.9)", { AWS_LAMBDA_FUNCTION_NAME: "fn", CLEF_PROXY_LAMBDA_LOOPBACK: "yes" }, []],
+    [
+      "CLEF_PROXY_LAMBDA_LOOPBACK=yes (§18.9)",
+      { AWS_LAMBDA_FUNCTION_NAME: "fn", CLEF_PROXY_LAMBDA_LOOPBACK: "yes" },
+      [],
+    ],
   ] as const) {
     test(`loopback mode via ${how}: no auth needed, workload token optional, audit auth_mode, lambda=true, drain 1s`, async () => {
       const pki = makeTestPki(["api.test"], ["127.0.0.2"]);
       const up = startUpstream({ hostname: "127.0.0.2", pki });
-      const a = agent({ services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]), secrets: { "ns/K": "lambda-secret" } });
+      const a = agent({
+        services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]),
+        secrets: { "ns/K": "lambda-secret" },
+      });
       const port = await freePort();
       const cfgPath = join(tempDir(), "c.json");
       writeFileSync(cfgPath, JSON.stringify({ listen: { port } }));
-      const p = await startProxy({ args: ["serve", "--config", cfgPath, ...args], env: { ...agentEnv(a), CLEF_PROXY_TOKEN: undefined, SSL_CERT_FILE: pki.caPath, ...env }, hosts: { "api.test": "127.0.0.2" } });
+      const p = await startProxy({
+        args: ["serve", "--config", cfgPath, ...args],
+        env: { ...agentEnv(a), CLEF_PROXY_TOKEN: undefined, SSL_CERT_FILE: pki.caPath, ...env },
+        hosts: { "api.test": "127.0.0.2" },
+      });
       expect(p.stderr[0]).toContain("lambda=true");
       const ca = join(p.home, ".config/clef/proxy/ca.crt");
       const r = await curl(port, "anything-goes", ca, `https://api.test:${up.port}/l`);
@@ -284,7 +357,10 @@ describe("Lambda", () => {
 
   test("CLEF_PROXY_LAMBDA_LOOPBACK without AWS_LAMBDA_FUNCTION_NAME is ignored (auth still required)", async () => {
     const port = await freePort();
-    const p = await startProxy({ config: { listen: { port } }, env: { ...agentEnv(agent()), CLEF_PROXY_LAMBDA_LOOPBACK: "1" } });
+    const p = await startProxy({
+      config: { listen: { port } },
+      env: { ...agentEnv(agent()), CLEF_PROXY_LAMBDA_LOOPBACK: "1" },
+    });
     const ca = join(p.home, ".config/clef/proxy/ca.crt");
     const r = await curl(port, "wrong-token", ca, "https://api.test/x");
     expect(r.stdout + r.stderr).toContain("407");
@@ -297,9 +373,16 @@ describe("drain (§18.4)", () => {
   test("SIGTERM with a request in flight inside a tunnel: it completes, is audited, new connections are refused, exit 0", async () => {
     const pki = makeTestPki(["api.test"], ["127.0.0.2"]);
     const up = startUpstream({ hostname: "127.0.0.2", pki });
-    const a = agent({ services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]), secrets: { "ns/K": "drain-secret" } });
+    const a = agent({
+      services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } }]),
+      secrets: { "ns/K": "drain-secret" },
+    });
     const port = await freePort();
-    const p = await startProxy({ config: { listen: { port } }, env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    const p = await startProxy({
+      config: { listen: { port } },
+      env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath },
+      hosts: { "api.test": "127.0.0.2" },
+    });
     const ca = join(p.home, ".config/clef/proxy/ca.crt");
     const inflight = curl(port, "workload-token-xyz", ca, `https://api.test:${up.port}/slow/1500`);
     while (up.seen.length === 0) await Bun.sleep(20);
@@ -321,13 +404,21 @@ describe("drain (§18.4)", () => {
     const up = startUpstream({ hostname: "127.0.0.2", pki });
     const a = agent({ services: manifest([], ["api.test"]) });
     const port = await freePort();
-    const p = await startProxy({ config: { listen: { port }, serve: { drain_timeout: "300ms" } }, env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath }, hosts: { "api.test": "127.0.0.2" } });
+    const p = await startProxy({
+      config: { listen: { port }, serve: { drain_timeout: "300ms" } },
+      env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath },
+      hosts: { "api.test": "127.0.0.2" },
+    });
     const ca = join(p.home, ".config/clef/proxy/ca.crt");
     const inflight = curl(port, "workload-token-xyz", ca, `https://api.test:${up.port}/slow/5000`);
     while (up.seen.length === 0) await Bun.sleep(20);
     p.kill("SIGTERM");
     expect(await p.exited).toBe(0);
-    expect(p.stderr.some((l) => l.includes('level=WARN msg="drain deadline reached, forcing close" err="context deadline exceeded"'))).toBe(true);
+    expect(
+      p.stderr.some((l) =>
+        l.includes('level=WARN msg="drain deadline reached, forcing close" err="context deadline exceeded"'),
+      ),
+    ).toBe(true);
     await inflight;
     up.stop();
   });

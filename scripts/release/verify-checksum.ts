@@ -14,7 +14,10 @@ const sums = sumsArg ?? `${file}.sha256`;
 if (!existsSync(file!)) fail(`${file}: no such file`);
 if (!existsSync(sums)) fail(`${sums}: no such file`);
 const name = basename(file!);
-const entries = readFileSync(sums, "utf8").split("\n").filter(Boolean).map((l) => /^([0-9a-f]{64}) [ *](.+)$/i.exec(l));
+const entries = readFileSync(sums, "utf8")
+  .split("\n")
+  .filter(Boolean)
+  .map((l) => /^([0-9a-f]{64}) [ *](.+)$/i.exec(l));
 if (entries.some((e) => e === null)) fail(`${sums}: not in sha256sum format`);
 // a single-entry file may name the binary differently (renamed on download): accept it
 const entry = entries.find((e) => e![2] === name) ?? (entries.length === 1 ? entries[0] : undefined);

@@ -7,7 +7,10 @@ import { CredentialError, type CredentialSource, type Manifest } from "./types.t
 
 /** Exit-code-carrying failure: `code` is the process exit code the serve lifecycle uses. */
 export class AgentError extends Error {
-  constructor(message: string, readonly code: number) {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
     super(message);
   }
 }
@@ -95,7 +98,8 @@ function errorSuffix(body: string): string {
 
 function transportDetail(e: unknown, url: string): string {
   const err = e as { name?: string; code?: string; message?: string };
-  if (err?.name === "TimeoutError" || err?.name === "AbortError") return `Get ${JSON.stringify(url)}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)`;
+  if (err?.name === "TimeoutError" || err?.name === "AbortError")
+    return `Get ${JSON.stringify(url)}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)`;
   if (err?.code === "ConnectionRefused" || /ECONNREFUSED|Unable to connect/i.test(err?.message ?? "")) {
     const u = new URL(url);
     return `Get ${JSON.stringify(url)}: dial tcp ${u.host}: connect: connection refused`;
@@ -107,7 +111,6 @@ export type AgentEnv = Record<string, string | undefined> & {
   CLEF_PROXY_AGENT_URL?: string;
   CLEF_PROXY_AGENT_TOKEN?: string;
 };
-
 
 /** Validate a /v1/services-shaped document (also the standalone services file). Throws Error. */
 export function manifestFromJson(json: unknown, source = "/v1/services"): Manifest {
@@ -161,7 +164,8 @@ export class AgentClient implements CredentialSource {
 
   private async get(path: string, auth: boolean, signal?: AbortSignal): Promise<Response> {
     const url = this.url(path);
-    if (auth && !HEADER_VALUE_OK.test(this.token)) throw new Error(`Get ${JSON.stringify(url)}: net/http: invalid header field value for "Authorization"`);
+    if (auth && !HEADER_VALUE_OK.test(this.token))
+      throw new Error(`Get ${JSON.stringify(url)}: net/http: invalid header field value for "Authorization"`);
     const timeout = AbortSignal.timeout(AGENT_TIMEOUT_MS);
     try {
       return await fetch(url, {
@@ -195,12 +199,17 @@ export class AgentClient implements CredentialSource {
       }
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(resolve, wait);
-        signal?.addEventListener("abort", () => {
-          clearTimeout(t);
-          reject(signal.reason);
-        }, { once: true });
+        signal?.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(t);
+            reject(signal.reason);
+          },
+          { once: true },
+        );
       });
-      if (Date.now() >= deadline) throw new AgentError(`agent: /v1/ready not reachable: context deadline exceeded (last error: ${lastErr})`, 3);
+      if (Date.now() >= deadline)
+        throw new AgentError(`agent: /v1/ready not reachable: context deadline exceeded (last error: ${lastErr})`, 3);
     }
   }
 
@@ -235,7 +244,8 @@ export class AgentClient implements CredentialSource {
 
   /** CredentialSource: one secret, cached for SECRET_TTL_MS, concurrent fetches coalesced. */
   async secret(namespace: string, key: string, signal?: AbortSignal): Promise<string> {
-    if (!IDENT.test(namespace)) throw new CredentialError("agent", `agent: invalid namespace ${JSON.stringify(namespace)}`);
+    if (!IDENT.test(namespace))
+      throw new CredentialError("agent", `agent: invalid namespace ${JSON.stringify(namespace)}`);
     if (!IDENT.test(key)) throw new CredentialError("agent", `agent: invalid key ${JSON.stringify(key)}`);
     const handle = `${namespace}/${key}`;
     const now = Date.now();
@@ -274,7 +284,10 @@ export class AgentClient implements CredentialSource {
       throw new CredentialError("agent", `agent: decode ${path}: ${(e as Error).message}`);
     }
     if (typeof value !== "string") {
-      throw new CredentialError("agent", `agent: decode ${path}: json: cannot unmarshal ${goValueName(value)} into Go value of type string`);
+      throw new CredentialError(
+        "agent",
+        `agent: decode ${path}: json: cannot unmarshal ${goValueName(value)} into Go value of type string`,
+      );
     }
     return value;
   }

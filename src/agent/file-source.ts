@@ -9,7 +9,10 @@ import * as v from "valibot";
 import { manifestFromJson } from "./client.ts";
 import { CredentialError, type CredentialSource, type Manifest } from "./types.ts";
 
-const SecretsSchema = v.optional(v.record(v.string(), v.pipe(v.string(), v.regex(/^(env|file):.+$/, "must be env:NAME or file:PATH"))), {});
+const SecretsSchema = v.optional(
+  v.record(v.string(), v.pipe(v.string(), v.regex(/^(env|file):.+$/, "must be env:NAME or file:PATH"))),
+  {},
+);
 
 export interface FileCredentialSource extends CredentialSource {
   manifest: Manifest;
@@ -26,7 +29,9 @@ export function loadServicesFile(path: string, env: Record<string, string | unde
   const parsed = v.safeParse(SecretsSchema, json.secrets);
   if (!parsed.success) {
     const issue = parsed.issues[0];
-    throw new Error(`services file ${JSON.stringify(path)}: secrets.${issue.path?.map((p) => String(p.key)).join(".") ?? ""}: ${issue.message}`);
+    throw new Error(
+      `services file ${JSON.stringify(path)}: secrets.${issue.path?.map((p) => String(p.key)).join(".") ?? ""}: ${issue.message}`,
+    );
   }
   const secrets = parsed.output;
   const base = dirname(resolve(path));
@@ -38,13 +43,17 @@ export function loadServicesFile(path: string, env: Record<string, string | unde
       if (!where) throw new CredentialError("not_found", `agent: credential ${handle} not found`);
       if (where.startsWith("env:")) {
         const value = env[where.slice(4)];
-        if (value === undefined) throw new CredentialError("not_found", `agent: credential ${handle} not found (${where} is not set)`);
+        if (value === undefined)
+          throw new CredentialError("not_found", `agent: credential ${handle} not found (${where} is not set)`);
         return value;
       }
       try {
         return readFileSync(resolve(base, where.slice(5)), "utf8").replace(/\r?\n$/, "");
       } catch (e) {
-        throw new CredentialError("agent", `agent: credential ${handle}: ${(e as NodeJS.ErrnoException).code ?? "read error"} reading ${where}`);
+        throw new CredentialError(
+          "agent",
+          `agent: credential ${handle}: ${(e as NodeJS.ErrnoException).code ?? "read error"} reading ${where}`,
+        );
       }
     },
   };

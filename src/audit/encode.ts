@@ -13,7 +13,7 @@ export function rfc3339Nano(ns: bigint): string {
   const ms = Number(ns / 1_000_000n);
   const d = new Date(ms);
   const frac = ns % 1_000_000_000n;
-  let f = frac === 0n ? "" : "." + pad(frac, 9).replace(/0+$/, "");
+  const f = frac === 0n ? "" : "." + pad(frac, 9).replace(/0+$/, "");
   return (
     `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T` +
     `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}${f}Z`
@@ -38,16 +38,36 @@ export function goJsonString(s: string): string {
       continue;
     }
     switch (c) {
-      case 0x22: out += '\\"'; continue;
-      case 0x5c: out += "\\\\"; continue;
-      case 0x0a: out += "\\n"; continue;
-      case 0x0d: out += "\\r"; continue;
-      case 0x09: out += "\\t"; continue;
-      case 0x3c: out += "\\u003c"; continue;
-      case 0x3e: out += "\\u003e"; continue;
-      case 0x26: out += "\\u0026"; continue;
-      case 0x2028: out += "\\u2028"; continue;
-      case 0x2029: out += "\\u2029"; continue;
+      case 0x22:
+        out += '\\"';
+        continue;
+      case 0x5c:
+        out += "\\\\";
+        continue;
+      case 0x0a:
+        out += "\\n";
+        continue;
+      case 0x0d:
+        out += "\\r";
+        continue;
+      case 0x09:
+        out += "\\t";
+        continue;
+      case 0x3c:
+        out += "\\u003c";
+        continue;
+      case 0x3e:
+        out += "\\u003e";
+        continue;
+      case 0x26:
+        out += "\\u0026";
+        continue;
+      case 0x2028:
+        out += "\\u2028";
+        continue;
+      case 0x2029:
+        out += "\\u2029";
+        continue;
     }
     if (c < 0x20) out += "\\u00" + c.toString(16).padStart(2, "0");
     else out += s[i]!;
@@ -57,7 +77,11 @@ export function goJsonString(s: string): string {
 
 /** Go json.Encoder for a flat object with string/number values in the given key order. */
 export function goJsonObject(fields: Array<[string, string | number]>): string {
-  return "{" + fields.map(([k, v]) => `${goJsonString(k)}:${typeof v === "number" ? String(v) : goJsonString(v)}`).join(",") + "}\n";
+  return (
+    "{" +
+    fields.map(([k, v]) => `${goJsonString(k)}:${typeof v === "number" ? String(v) : goJsonString(v)}`).join(",") +
+    "}\n"
+  );
 }
 
 export interface LineContext {
@@ -66,7 +90,12 @@ export interface LineContext {
 }
 
 export function encodeAuditLine(e: AuditEntry, ctx: LineContext): string {
-  const ts = typeof e.ts === "bigint" ? rfc3339Nano(e.ts) : typeof e.ts === "string" ? e.ts : rfc3339Nano(BigInt(e.ts.getTime()) * 1_000_000n);
+  const ts =
+    typeof e.ts === "bigint"
+      ? rfc3339Nano(e.ts)
+      : typeof e.ts === "string"
+        ? e.ts
+        : rfc3339Nano(BigInt(e.ts.getTime()) * 1_000_000n);
   const f: Array<[string, string | number]> = [
     ["schema_version", 1],
     ["ts", ts],

@@ -175,7 +175,9 @@ export class AsyncAuditWriter implements AuditSink {
     this.queue.push(encodeAuditLine(entry, this.ctx));
     if (!this.warnedBackpressure && this.queue.length >= BACKPRESSURE_WARN_LINES) {
       this.warnedBackpressure = true;
-      warn("audit: back-pressure, destination is slow; entries are queued, none dropped", { queued: this.queue.length });
+      warn("audit: back-pressure, destination is slow; entries are queued, none dropped", {
+        queued: this.queue.length,
+      });
     }
     this.schedule();
   }
@@ -207,7 +209,10 @@ export class AsyncAuditWriter implements AuditSink {
         this.queue = lines.concat(this.queue);
         if (!this.failing) {
           this.failing = true;
-          warn("audit: write failed, retrying; entries are kept", { err: (e as Error).message, queued: this.queue.length });
+          warn("audit: write failed, retrying; entries are kept", {
+            err: (e as Error).message,
+            queued: this.queue.length,
+          });
         }
         this.writing = false;
         setTimeout(() => void this.pump(), RETRY_MS);
@@ -243,7 +248,11 @@ export class AsyncAuditWriter implements AuditSink {
       new Promise<boolean>((r) => (timer = setTimeout(() => r(true), limit))),
     ]);
     clearTimeout(timer);
-    if (timedOut) warn("audit: shutdown deadline reached before every entry was written", { not_written: this.queue.length, written_total: this.written });
+    if (timedOut)
+      warn("audit: shutdown deadline reached before every entry was written", {
+        not_written: this.queue.length,
+        written_total: this.written,
+      });
     this.dest.close();
   }
 }
@@ -255,6 +264,9 @@ export interface SinkOptions extends LineContext {
 
 /** Throws Error("audit: …") when the file cannot be opened (serve logs `msg="audit init"`, exit 2). */
 export function createAuditSink(cfg: Config["audit"], opts: SinkOptions): AsyncAuditWriter {
-  const dest = cfg.destination === "file" ? new FileDestination(cfg.file, cfg.maxSizeMb, cfg.maxFiles, opts.maxBytesOverride) : new StdoutDestination();
+  const dest =
+    cfg.destination === "file"
+      ? new FileDestination(cfg.file, cfg.maxSizeMb, cfg.maxFiles, opts.maxBytesOverride)
+      : new StdoutDestination();
   return new AsyncAuditWriter(dest, { proxyId: opts.proxyId, authMode: opts.authMode });
 }

@@ -114,10 +114,13 @@ export function ipBytes(s: string): Der | null {
   let tail: number[] = [];
   const lastColon = text.lastIndexOf(":");
   if (text.slice(lastColon + 1).includes(".")) {
-    tail = text.slice(lastColon + 1).split(".").map(Number);
+    tail = text
+      .slice(lastColon + 1)
+      .split(".")
+      .map(Number);
     text = text.slice(0, lastColon + 1) + "0:0"; // placeholder groups, replaced below
   }
-  const [head, rest] = text.includes("::") ? text.split("::") as [string, string] : [text, undefined];
+  const [head, rest] = text.includes("::") ? (text.split("::") as [string, string]) : [text, undefined];
   const h = head ? head.split(":") : [];
   const r = rest !== undefined && rest !== "" ? rest.split(":") : [];
   const groups = rest === undefined ? h : [...h, ...Array(8 - h.length - r.length).fill("0"), ...r];

@@ -67,7 +67,8 @@ function sanFor(host: string): Der {
 export function canonicalLeafName(raw: string): string {
   let n = raw.toLowerCase();
   if (n.startsWith("[") && n.endsWith("]")) n = n.slice(1, -1);
-  if (n === "" || n.length > 253 || !/^[\x21-\x7e]+$/.test(n)) throw new Error(`leaf: invalid name ${JSON.stringify(raw)}`);
+  if (n === "" || n.length > 253 || !/^[\x21-\x7e]+$/.test(n))
+    throw new Error(`leaf: invalid name ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -84,7 +85,11 @@ export function createLeafMinter(ca: CA, opts: MinterOptions = {}): LeafMinter &
   let shared: { key: KeyObject; spki: Uint8Array; pem: string } | undefined;
   const keyPair = () => {
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    return { key: privateKey, spki: spkiDer(privateKey), pem: privateKey.export({ type: "pkcs8", format: "pem" }) as string };
+    return {
+      key: privateKey,
+      spki: spkiDer(privateKey),
+      pem: privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+    };
   };
 
   function mint(host: string): Leaf {
@@ -105,7 +110,12 @@ export function createLeafMinter(ca: CA, opts: MinterOptions = {}): LeafMinter &
       ca.key,
     );
     // NotAfter as encoded (whole seconds).
-    return { certPem: toPem("CERTIFICATE", der), keyPem: k.pem, serialHex: serialHex(serial), notAfter: new Date(Math.floor(notAfter.getTime() / 1000) * 1000) };
+    return {
+      certPem: toPem("CERTIFICATE", der),
+      keyPem: k.pem,
+      serialHex: serialHex(serial),
+      notAfter: new Date(Math.floor(notAfter.getTime() / 1000) * 1000),
+    };
   }
 
   interface Entry {

@@ -34,16 +34,26 @@ export function defaultPaths(dir: string): CAPaths {
 export function fsReason(e: unknown): string {
   const code = (e as NodeJS.ErrnoException)?.code;
   switch (code) {
-    case "ENOENT": return "no such file or directory";
-    case "ENOTDIR": return "not a directory";
-    case "EISDIR": return "is a directory";
-    case "EACCES": return "permission denied";
-    case "EEXIST": return "file exists";
-    case "EROFS": return "read-only file system";
-    case "ENOSPC": return "no space left on device";
-    case "ELOOP": return "too many levels of symbolic links";
-    case "ENAMETOOLONG": return "file name too long";
-    default: return (e as Error)?.message ?? String(e);
+    case "ENOENT":
+      return "no such file or directory";
+    case "ENOTDIR":
+      return "not a directory";
+    case "EISDIR":
+      return "is a directory";
+    case "EACCES":
+      return "permission denied";
+    case "EEXIST":
+      return "file exists";
+    case "EROFS":
+      return "read-only file system";
+    case "ENOSPC":
+      return "no space left on device";
+    case "ELOOP":
+      return "too many levels of symbolic links";
+    case "ENAMETOOLONG":
+      return "file name too long";
+    default:
+      return (e as Error)?.message ?? String(e);
   }
 }
 
@@ -203,7 +213,9 @@ export function loadOrCreateCA(paths: CAPaths): CA {
   if (haveCert && haveKey) return loadPair(paths);
   if (!haveCert && !haveKey) return regenerateCA(paths);
   if (haveCert) {
-    throw new CAError(`ca: ${paths.certPath} exists but its key ${paths.keyPath} is missing (run \`clef-proxy ca regenerate --confirm\` to start over)`);
+    throw new CAError(
+      `ca: ${paths.certPath} exists but its key ${paths.keyPath} is missing (run \`clef-proxy ca regenerate --confirm\` to start over)`,
+    );
   }
   // Lone key: issue a certificate for it.
   const key = parseKey(paths.keyPath);

@@ -37,7 +37,11 @@ export function keyId(spki: Uint8Array): Uint8Array {
   const [, s] = readTLV(spki, 0); // SubjectPublicKeyInfo
   const [, , algEnd] = readTLV(spki, s); // AlgorithmIdentifier
   const [, bs, be] = readTLV(spki, algEnd); // BIT STRING
-  return new Uint8Array(createHash("sha1").update(spki.subarray(bs + 1, be)).digest());
+  return new Uint8Array(
+    createHash("sha1")
+      .update(spki.subarray(bs + 1, be))
+      .digest(),
+  );
 }
 
 /** Random positive serial < 2^128 (Go: rand.Int(rand.Reader, 1<<128)), never zero. */

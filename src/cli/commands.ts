@@ -40,7 +40,11 @@ function specsOf(args: ArgsDef): Record<string, FlagSpec> {
 }
 
 /** Parses flags the Go way; on error prints `<prefix>: <err>` and returns exit code 1. */
-function flagsOr1(prefix: string, argv: string[], args: ArgsDef): { values: Record<string, string | boolean>; rest: string[] } | number {
+function flagsOr1(
+  prefix: string,
+  argv: string[],
+  args: ArgsDef,
+): { values: Record<string, string | boolean>; rest: string[] } | number {
   try {
     return parseGoFlags(argv, specsOf(args));
   } catch (e) {
@@ -56,7 +60,10 @@ function errText(e: unknown): string {
 const serveArgs = {
   config: { type: "string", description: "Path to JSON config file (required)" },
   "lambda-loopback-only": { type: "boolean", description: "Disable Proxy-Authorization (only honored in Lambda)" },
-  services: { type: "string", description: "Standalone mode: services file (agent /v1/services shape + secrets map) used instead of the agent" },
+  services: {
+    type: "string",
+    description: "Standalone mode: services file (agent /v1/services shape + secrets map) used instead of the agent",
+  },
 } as const satisfies ArgsDef;
 
 export const serve = defineCommand({
@@ -186,7 +193,7 @@ export const ca = defineCommand({
       return 1;
     }
     const cmd = (ca.subCommands as Record<string, CommandDef<any>>)[sub];
-    if (!Object.prototype.hasOwnProperty.call(ca.subCommands, sub) || !cmd) {
+    if (!Object.hasOwn(ca.subCommands ?? {}, sub) || !cmd) {
       stderr(`clef-proxy ca: unknown subcommand ${goQuote(sub)}\n`);
       return 1;
     }

@@ -28,9 +28,19 @@ export const HELP_REQUESTED = "flag: help requested";
 /** strconv.ParseBool */
 export function parseGoBool(s: string): boolean | undefined {
   switch (s) {
-    case "1": case "t": case "T": case "TRUE": case "true": case "True":
+    case "1":
+    case "t":
+    case "T":
+    case "TRUE":
+    case "true":
+    case "True":
       return true;
-    case "0": case "f": case "F": case "FALSE": case "false": case "False":
+    case "0":
+    case "f":
+    case "F":
+    case "FALSE":
+    case "false":
+    case "False":
       return false;
   }
   return undefined;
@@ -69,7 +79,7 @@ export function parseGoFlags(argv: readonly string[], specs: Record<string, Flag
       hasValue = true;
       name = name.slice(0, eq);
     }
-    const spec = Object.prototype.hasOwnProperty.call(specs, name) ? specs[name] : undefined;
+    const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
     if (!spec) {
       if (name === "help" || name === "h") throw new FlagError(HELP_REQUESTED);
       throw new FlagError(`flag provided but not defined: -${name}`);

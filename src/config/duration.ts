@@ -4,8 +4,8 @@
 const UNITS: Record<string, bigint> = {
   ns: 1n,
   us: 1000n,
-  "µs": 1000n, // U+00B5
-  "μs": 1000n, // U+03BC
+  µs: 1000n, // U+00B5
+  μs: 1000n, // U+03BC
   ms: 1_000_000n,
   s: 1_000_000_000n,
   m: 60_000_000_000n,
@@ -42,7 +42,8 @@ export function parseGoDuration(s: string): bigint {
     s = s.slice(u.length);
     if (u === "") throw new Error(`time: missing unit in duration ${JSON.stringify(orig)}`);
     const unit = UNITS[u];
-    if (unit === undefined) throw new Error(`time: unknown unit ${JSON.stringify(u)} in duration ${JSON.stringify(orig)}`);
+    if (unit === undefined)
+      throw new Error(`time: unknown unit ${JSON.stringify(u)} in duration ${JSON.stringify(orig)}`);
     let v = BigInt(intPart || "0") * unit;
     if (frac) v += (BigInt(frac) * unit) / 10n ** BigInt(frac.length);
     total += v;
@@ -68,7 +69,7 @@ function fmtFrac(v: bigint, prec: number): [string, bigint] {
 export function formatGoDuration(ns: bigint): string {
   if (ns === 0n) return "0s";
   const neg = ns < 0n;
-  let u = neg ? -ns : ns;
+  const u = neg ? -ns : ns;
   let out: string;
   if (u < 1_000_000_000n) {
     let prec: number;

@@ -100,7 +100,16 @@ export function parseGoJson(text: string): JNode {
         i++;
         if (i >= n) eof();
         const e = text[i]!;
-        const map: Record<string, string> = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
+        const map: Record<string, string> = {
+          '"': '"',
+          "\\": "\\",
+          "/": "/",
+          b: "\b",
+          f: "\f",
+          n: "\n",
+          r: "\r",
+          t: "\t",
+        };
         if (e in map) {
           out += map[e];
           i++;
@@ -191,12 +200,18 @@ export function parseGoJson(text: string): JNode {
 /** Go's name for a JSON value kind in UnmarshalTypeError ("string", "number", "bool", "array", "object"). */
 export function kindName(node: JNode): string {
   switch (node.t) {
-    case "str": return "string";
-    case "num": return "number";
-    case "bool": return "bool";
-    case "arr": return "array";
-    case "obj": return "object";
-    case "null": return "null";
+    case "str":
+      return "string";
+    case "num":
+      return "number";
+    case "bool":
+      return "bool";
+    case "arr":
+      return "array";
+    case "obj":
+      return "object";
+    case "null":
+      return "null";
   }
 }
 

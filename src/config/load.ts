@@ -20,7 +20,10 @@ const DRAIN_CAP = 60_000_000_000n;
 
 class TypeErr extends Error {}
 
-type Shape = { kind: "int" | "string" | "bool" | "strings" } | { kind: "struct"; goName: string; fields: Record<string, Shape> } | { kind: "duration" };
+type Shape =
+  | { kind: "int" | "string" | "bool" | "strings" }
+  | { kind: "struct"; goName: string; fields: Record<string, Shape> }
+  | { kind: "duration" };
 
 const SCHEMA: Extract<Shape, { kind: "struct" }> = {
   kind: "struct",
@@ -35,16 +38,23 @@ const SCHEMA: Extract<Shape, { kind: "struct" }> = {
     audit: {
       kind: "struct",
       goName: "config.AuditConfig",
-      fields: { destination: { kind: "string" }, file: { kind: "string" }, max_size_mb: { kind: "int" }, max_files: { kind: "int" } },
+      fields: {
+        destination: { kind: "string" },
+        file: { kind: "string" },
+        max_size_mb: { kind: "int" },
+        max_files: { kind: "int" },
+      },
     },
-    ca: { kind: "struct", goName: "config.CAConfig", fields: { cert_path: { kind: "string" }, key_path: { kind: "string" } } },
+    ca: {
+      kind: "struct",
+      goName: "config.CAConfig",
+      fields: { cert_path: { kind: "string" }, key_path: { kind: "string" } },
+    },
     metadata: { kind: "struct", goName: "config.MetadataConfig", fields: { proxy_id: { kind: "string" } } },
     serve: { kind: "struct", goName: "config.ServeConfig", fields: { drain_timeout: { kind: "duration" } } },
     lambda_loopback_only: { kind: "bool" },
   },
 };
-
-const GO_TYPE: Record<string, string> = { int: "int", string: "string", bool: "bool", strings: "[]string" };
 
 /** Decode like json.Unmarshal into the Go structs: returns plain values; records the first type error. */
 function decode(root: JNode): Record<string, unknown> {
@@ -85,7 +95,8 @@ function decode(root: JNode): Record<string, unknown> {
       case "duration":
         // config.Duration.UnmarshalJSON: a JSON string holding a Go duration.
         if (node.t !== "str") {
-          if (!firstErr) firstErr = `config: drain_timeout must be a duration string: json: cannot unmarshal ${kindName(node)} into Go value of type string`;
+          if (!firstErr)
+            firstErr = `config: drain_timeout must be a duration string: json: cannot unmarshal ${kindName(node)} into Go value of type string`;
           return undefined;
         }
         if (node.v === "") return undefined;
@@ -142,20 +153,43 @@ export function proxyUrlScheme(raw: string): string {
   return m ? m[1]!.toLowerCase() : "";
 }
 
-const check = <T>(msg: (x: T) => string, ok: (x: T) => boolean) => v.check<T, (issue: v.CheckIssue<T>) => string>(ok, (issue) => msg(issue.input));
+const check = <T>(msg: (x: T) => string, ok: (x: T) => boolean) =>
+  v.check<T, (issue: v.CheckIssue<T>) => string>(ok, (issue) => msg(issue.input));
 
 // One valibot pipeline per rule, evaluated in the reference's order; the first failure is reported.
-const portRule = v.pipe(v.number(), check((p: number) => `listen.port: ${p} out of range (1-65535)`, (p) => p >= 1 && p <= 65535));
+const portRule = v.pipe(
+  v.number(),
+  check(
+    (p: number) => `listen.port: ${p} out of range (1-65535)`,
+    (p) => p >= 1 && p <= 65535,
+  ),
+);
 const proxyUrlRule = v.pipe(
   v.string(),
-  check((u: string) => `upstream.proxy_url: ${goUrlParseError(u)}`, (u) => goUrlParseError(u) === null),
-  check((u: string) => `upstream.proxy_url: scheme must be http|https, got ${JSON.stringify(proxyUrlScheme(u))}`, (u) => ["http", "https"].includes(proxyUrlScheme(u))),
+  check(
+    (u: string) => `upstream.proxy_url: ${goUrlParseError(u)}`,
+    (u) => goUrlParseError(u) === null,
+  ),
+  check(
+    (u: string) => `upstream.proxy_url: scheme must be http|https, got ${JSON.stringify(proxyUrlScheme(u))}`,
+    (u) => ["http", "https"].includes(proxyUrlScheme(u)),
+  ),
 );
 const destinationRule = v.pipe(
   v.string(),
-  check((d: string) => `audit.destination: ${JSON.stringify(d)} not one of "stdout"|"file"`, (d) => d === "stdout" || d === "file"),
+  check(
+    (d: string) => `audit.destination: ${JSON.stringify(d)} not one of "stdout"|"file"`,
+    (d) => d === "stdout" || d === "file",
+  ),
 );
-const nonNegative = (field: string) => v.pipe(v.number(), check(() => `${field}: cannot be negative`, (n: number) => n >= 0));
+const nonNegative = (field: string) =>
+  v.pipe(
+    v.number(),
+    check(
+      () => `${field}: cannot be negative`,
+      (n: number) => n >= 0,
+    ),
+  );
 
 function firstIssue(schema: v.GenericSchema, input: unknown): string | null {
   const r = v.safeParse(schema, input);
@@ -189,7 +223,11 @@ export function parseConfig(text: string, env: LoadEnv): Config {
   const port = raw.listen?.port ?? 0;
   const cfg: Config = {
     listen: { port: port === 0 ? 8888 : port },
-    upstream: { proxyUrl: raw.upstream?.proxy_url ?? "", noProxy: raw.upstream?.no_proxy ?? [], proxyAuth: raw.upstream?.proxy_auth ?? "" },
+    upstream: {
+      proxyUrl: raw.upstream?.proxy_url ?? "",
+      noProxy: raw.upstream?.no_proxy ?? [],
+      proxyAuth: raw.upstream?.proxy_auth ?? "",
+    },
     audit: {
       destination: (raw.audit?.destination || "stdout") as "stdout" | "file",
       file: raw.audit?.file ?? "",
@@ -213,11 +251,13 @@ export function parseConfig(text: string, env: LoadEnv): Config {
   }
   if (cfg.audit.maxSizeMb === 0) cfg.audit.maxSizeMb = 100;
   if (cfg.audit.maxFiles === 0) cfg.audit.maxFiles = 5;
-  if ((cfg.ca.certPath === "") !== (cfg.ca.keyPath === "")) fail("ca.cert_path and ca.key_path must both be set or both empty");
+  if ((cfg.ca.certPath === "") !== (cfg.ca.keyPath === ""))
+    fail("ca.cert_path and ca.key_path must both be set or both empty");
 
   let drain: bigint = raw.serve?.drain_timeout ?? 0n;
   if (drain < 0n) fail(`serve.drain_timeout: ${formatGoDuration(drain)} must be positive`);
-  if (drain > DRAIN_CAP) fail(`serve.drain_timeout: ${formatGoDuration(drain)} exceeds sanity cap of ${formatGoDuration(DRAIN_CAP)}`);
+  if (drain > DRAIN_CAP)
+    fail(`serve.drain_timeout: ${formatGoDuration(drain)} exceeds sanity cap of ${formatGoDuration(DRAIN_CAP)}`);
   if (drain === 0n) drain = lambda ? LAMBDA_DRAIN : DEFAULT_DRAIN;
   cfg.serve = { drainTimeoutMs: Number(drain / NS_PER_MS), drainTimeoutText: formatGoDuration(drain) };
 
@@ -232,7 +272,14 @@ export function loadConfig(path: string, env: LoadEnv): Config {
     text = readFileSync(path, "utf8");
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const reason = err.code === "ENOENT" ? "no such file or directory" : err.code === "EACCES" ? "permission denied" : err.code === "EISDIR" ? "is a directory" : err.message;
+    const reason =
+      err.code === "ENOENT"
+        ? "no such file or directory"
+        : err.code === "EACCES"
+          ? "permission denied"
+          : err.code === "EISDIR"
+            ? "is a directory"
+            : err.message;
     throw new ConfigError(`clef-proxy serve: read config ${JSON.stringify(path)}: open ${path}: ${reason}`);
   } finally {
     try {
@@ -243,8 +290,10 @@ export function loadConfig(path: string, env: LoadEnv): Config {
     return parseConfig(text, env);
   } catch (e) {
     const phase = (e as { phase?: string }).phase;
-    if (phase === "parse") throw new ConfigError(`clef-proxy serve: parse config ${JSON.stringify(path)}: ${(e as Error).message}`);
-    if (phase === "validate") throw new ConfigError(`clef-proxy serve: config ${JSON.stringify(path)}: ${(e as Error).message}`);
+    if (phase === "parse")
+      throw new ConfigError(`clef-proxy serve: parse config ${JSON.stringify(path)}: ${(e as Error).message}`);
+    if (phase === "validate")
+      throw new ConfigError(`clef-proxy serve: config ${JSON.stringify(path)}: ${(e as Error).message}`);
     throw e;
   }
 }

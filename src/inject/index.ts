@@ -44,9 +44,7 @@ export function parseHandle(handle: string): { namespace: string; key: string } 
 /** Go textproto.CanonicalMIMEHeaderKey. */
 export function canonicalHeaderName(name: string): string {
   if (!TOKEN.test(name)) return name;
-  return name
-    .toLowerCase()
-    .replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 export function getHeader(h: Headers, name: string): string | undefined {
@@ -139,18 +137,28 @@ export interface Injected {
 export function applyInjection(service: Service, secret: string, headers: Headers, target: string): Injected {
   const a = service.auth;
   const guard = () => {
-    if (/[\r\n]/.test(secret)) throw new InjectError("clef-proxy: inject: credential value contains CR or LF (header injection guard)");
-    if (!FIELD_VALUE.test(secret)) throw new InjectError("clef-proxy: inject: credential value contains a control character (header injection guard)");
+    if (/[\r\n]/.test(secret))
+      throw new InjectError("clef-proxy: inject: credential value contains CR or LF (header injection guard)");
+    if (!FIELD_VALUE.test(secret))
+      throw new InjectError(
+        "clef-proxy: inject: credential value contains a control character (header injection guard)",
+      );
   };
   switch (a.scheme) {
     case "bearer": {
       guard();
       const overwrote = getHeader(headers, "authorization") !== undefined;
-      return { headers: setHeader(headers, "Authorization", `Bearer ${secret}`), target, injectionPoint: "header:Authorization", overwrote };
+      return {
+        headers: setHeader(headers, "Authorization", `Bearer ${secret}`),
+        target,
+        injectionPoint: "header:Authorization",
+        overwrote,
+      };
     }
     case "api_key_header": {
       if (!a.header) throw new InjectError(`clef-proxy: inject: scheme "api_key_header" requires auth.header`);
-      if (!TOKEN.test(a.header)) throw new InjectError(`clef-proxy: inject: auth.header ${JSON.stringify(a.header)} is not a valid header name`);
+      if (!TOKEN.test(a.header))
+        throw new InjectError(`clef-proxy: inject: auth.header ${JSON.stringify(a.header)} is not a valid header name`);
       guard();
       const name = canonicalHeaderName(a.header);
       const overwrote = getHeader(headers, name) !== undefined;
@@ -158,7 +166,8 @@ export function applyInjection(service: Service, secret: string, headers: Header
     }
     case "api_key_query": {
       if (!a.query) throw new InjectError(`clef-proxy: inject: scheme "api_key_query" requires auth.query`);
-      if (/[\r\n]/.test(secret)) throw new InjectError("clef-proxy: inject: credential value contains CR or LF (header injection guard)");
+      if (/[\r\n]/.test(secret))
+        throw new InjectError("clef-proxy: inject: credential value contains CR or LF (header injection guard)");
       const r = setQueryParam(target, a.query, secret);
       return { headers, target: r.target, injectionPoint: `query:${a.query}`, overwrote: r.overwrote };
     }
@@ -172,7 +181,8 @@ const HOP_BY_HOP = ["connection", "keep-alive", "te", "trailer", "transfer-encod
 /** §18.8: drop hop-by-hop fields (and those named by Connection), Proxy-*, X-Clef-Service. */
 export function stripHopByHop(headers: Headers, opts: { upgrade?: boolean } = {}): Headers {
   const named = new Set<string>();
-  for (const v of getHeaders(headers, "connection")) for (const t of v.split(",")) if (t.trim()) named.add(t.trim().toLowerCase());
+  for (const v of getHeaders(headers, "connection"))
+    for (const t of v.split(",")) if (t.trim()) named.add(t.trim().toLowerCase());
   return headers.filter(([k]) => {
     const n = k.toLowerCase();
     if (opts.upgrade && (n === "upgrade" || n === "connection")) return true;
@@ -188,9 +198,11 @@ export function checkServices(manifest: Manifest): Array<{ service: string; host
   for (const s of manifest.services) {
     const add = (problem: string) => out.push({ service: s.name, host: s.host, problem });
     const a = s.auth;
-    if (!["bearer", "api_key_header", "api_key_query"].includes(a.scheme)) add(`unsupported scheme ${JSON.stringify(a.scheme)}`);
+    if (!["bearer", "api_key_header", "api_key_query"].includes(a.scheme))
+      add(`unsupported scheme ${JSON.stringify(a.scheme)}`);
     if (a.scheme === "api_key_header" && !a.header) add(`scheme "api_key_header" requires auth.header`);
-    if (a.scheme === "api_key_header" && a.header && !TOKEN.test(a.header)) add(`auth.header ${JSON.stringify(a.header)} is not a valid header name`);
+    if (a.scheme === "api_key_header" && a.header && !TOKEN.test(a.header))
+      add(`auth.header ${JSON.stringify(a.header)} is not a valid header name`);
     if (a.scheme === "api_key_query" && !a.query) add(`scheme "api_key_query" requires auth.query`);
     try {
       parseHandle(a.credential);

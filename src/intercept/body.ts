@@ -127,20 +127,23 @@ export class BodyReader {
 
   /** As a ReadableStream (pull-based: the socket is read only as fast as the consumer takes). */
   stream(onError: (e: unknown) => void): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        try {
-          const c = await this.next();
-          if (c === null) {
-            this.release();
-            controller.close();
-          } else controller.enqueue(c);
-        } catch (e) {
-          onError(e);
-          controller.error(e);
-        }
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          try {
+            const c = await this.next();
+            if (c === null) {
+              this.release();
+              controller.close();
+            } else controller.enqueue(c);
+          } catch (e) {
+            onError(e);
+            controller.error(e);
+          }
+        },
       },
-    }, { highWaterMark: 0 });
+      { highWaterMark: 0 },
+    );
   }
 
   /** Read and drop the rest of the body, up to `limit` bytes; false if it was longer. */

@@ -32,7 +32,13 @@ function parseNoProxy(list: string): { all: boolean; rules: NoProxyRule[] } {
     }
     if (entry.includes("/")) {
       const [ip, bits] = entry.split("/");
-      if (isIP(ip!) === 4) rules.push({ host: "", port: "", subOnly: false, cidr: { base: ip!.split(".").map(Number), bits: Number(bits) } });
+      if (isIP(ip!) === 4)
+        rules.push({
+          host: "",
+          port: "",
+          subOnly: false,
+          cidr: { base: ip!.split(".").map(Number), bits: Number(bits) },
+        });
       continue;
     }
     let port = "";
@@ -70,7 +76,8 @@ export class ProxySelector {
       this.httpsProxy = this.httpProxy = cfg.proxyUrl;
       this.noProxy = parseNoProxy(cfg.noProxy.join(","));
       if (cfg.proxyAuth) {
-        if (!cfg.proxyAuth.includes(":")) throw new InterceptInitError("intercept: upstream.proxy_auth must be in 'user:pass' form");
+        if (!cfg.proxyAuth.includes(":"))
+          throw new InterceptInitError("intercept: upstream.proxy_auth must be in 'user:pass' form");
         this.authOverride = "Basic " + Buffer.from(cfg.proxyAuth).toString("base64");
       }
     } else {
@@ -116,7 +123,9 @@ export class ProxySelector {
     }
     let authorization = this.authOverride;
     if (!authorization && (u.username || u.password)) {
-      authorization = "Basic " + Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64");
+      authorization =
+        "Basic " +
+        Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64");
     }
     const proxyPort = u.port || (u.protocol === "https:" ? "443" : "80");
     return { url: `${u.protocol}//${u.hostname}:${proxyPort}`, authorization };

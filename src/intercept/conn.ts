@@ -100,10 +100,11 @@ export class Conn {
       if (this.eof) return null;
       await new Promise<void>((resolve, reject) => {
         let t: ReturnType<typeof setTimeout> | undefined;
-        if (timeoutMs !== undefined) t = setTimeout(() => {
-          this.readWaiter = null;
-          reject(new TimeoutError());
-        }, timeoutMs);
+        if (timeoutMs !== undefined)
+          t = setTimeout(() => {
+            this.readWaiter = null;
+            reject(new TimeoutError());
+          }, timeoutMs);
         this.readWaiter = () => {
           if (t) clearTimeout(t);
           resolve();

@@ -26,14 +26,21 @@ export function describeFetchError(e: unknown, req: UpstreamRequest, addr: strin
   if (err?.name === "TimeoutError") return `upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`;
   if (code === "ConnectionRefused" || code === "ECONNREFUSED") return `dial tcp ${where}: connect: connection refused`;
   if (code === "ECONNRESET" || code === "ConnectionClosed") return "EOF";
-  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME/i.test(code) || /certificate|tls/i.test(err?.message ?? "")) {
+  if (
+    /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME/i.test(code) ||
+    /certificate|tls/i.test(err?.message ?? "")
+  ) {
     return `tls: failed to verify certificate for ${req.host}: ${code || err?.message}`;
   }
   if (/proxy/i.test(err?.message ?? "") || code.startsWith("Proxy")) return `upstream proxy: ${err?.message ?? code}`;
   return err?.message ? `${err.message}${code ? ` (${code})` : ""}` : String(e);
 }
 
-function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, signal: AbortSignal): RequestInit & Record<string, unknown> {
+function buildInit(
+  req: UpstreamRequest,
+  proxy: ProxyChoice | null,
+  signal: AbortSignal,
+): RequestInit & Record<string, unknown> {
   const headers = new Headers();
   for (const [k, v] of req.headers) headers.append(k, v);
   // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
@@ -52,7 +59,10 @@ function buildInit(req: UpstreamRequest, proxy: ProxyChoice | null, signal: Abor
     init.body = req.body;
     init.duplex = "half";
   }
-  if (proxy) init.proxy = proxy.authorization ? { url: proxy.url, headers: { "Proxy-Authorization": proxy.authorization } } : proxy.url;
+  if (proxy)
+    init.proxy = proxy.authorization
+      ? { url: proxy.url, headers: { "Proxy-Authorization": proxy.authorization } }
+      : proxy.url;
   return init;
 }
 
@@ -87,11 +97,15 @@ export function createForwarder(cfg: Config["upstream"], env: Record<string, str
       try {
         for (addr of candidates) {
           try {
-            res = await fetch(`${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`, buildInit(req, proxy, ac.signal) as RequestInit);
+            res = await fetch(
+              `${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`,
+              buildInit(req, proxy, ac.signal) as RequestInit,
+            );
             break;
           } catch (e) {
             lastErr = e;
-            if (timedOut) throw new UpstreamError(`upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`);
+            if (timedOut)
+              throw new UpstreamError(`upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`);
             if (req.signal.aborted) throw new UpstreamError("request cancelled");
             const code = (e as { code?: string }).code;
             if (code !== "ConnectionRefused" && code !== "ECONNREFUSED") break;

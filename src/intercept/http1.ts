@@ -29,9 +29,11 @@ function requestLineError(line: string): { kind: "error"; status: 400 | 505; rea
   const rl = line.split(" ");
   if (rl.length !== 3) return { kind: "error", status: 400, reason: "malformed request line" };
   const [method, target, version] = rl as [string, string, string];
-  if (!TOKEN.test(method) || !TARGET.test(target)) return { kind: "error", status: 400, reason: "malformed request line" };
+  if (!TOKEN.test(method) || !TARGET.test(target))
+    return { kind: "error", status: 400, reason: "malformed request line" };
   if (!/^HTTP\/\d\.\d$/.test(version)) return { kind: "error", status: 400, reason: "malformed HTTP version" };
-  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") return { kind: "error", status: 505, reason: "unsupported protocol version" };
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0")
+    return { kind: "error", status: 505, reason: "unsupported protocol version" };
   return null;
 }
 
@@ -57,7 +59,8 @@ export function parseHead(buf: Uint8Array, maxBytes: number, maxCount: number): 
   }
   if (end > maxBytes) return { kind: "error", status: 431, reason: "request head too large" };
   const lines = s.slice(0, end).split("\r\n");
-  for (const l of lines) if (l.includes("\n") || l.includes("\r")) return { kind: "error", status: 400, reason: "bare CR or LF" };
+  for (const l of lines)
+    if (l.includes("\n") || l.includes("\r")) return { kind: "error", status: 400, reason: "bare CR or LF" };
   const rlError = requestLineError(lines[0]!);
   if (rlError) return rlError;
   const [method, target, version] = lines[0]!.split(" ") as [string, string, "HTTP/1.0" | "HTTP/1.1"];
@@ -85,18 +88,32 @@ export function parseHead(buf: Uint8Array, maxBytes: number, maxCount: number): 
   if (te.length > 0) {
     if (cl.length > 0) return { kind: "error", status: 400, reason: "both Transfer-Encoding and Content-Length" };
     if (version === "HTTP/1.0") return { kind: "error", status: 400, reason: "Transfer-Encoding in HTTP/1.0" };
-    const codings = te.join(",").split(",").map((x) => x.trim().toLowerCase()).filter((x) => x !== "");
-    if (codings.length !== 1 || codings[0] !== "chunked") return { kind: "error", status: 501, reason: "unsupported transfer encoding" };
+    const codings = te
+      .join(",")
+      .split(",")
+      .map((x) => x.trim().toLowerCase())
+      .filter((x) => x !== "");
+    if (codings.length !== 1 || codings[0] !== "chunked")
+      return { kind: "error", status: 501, reason: "unsupported transfer encoding" };
     framing = { kind: "chunked" };
   } else if (cl.length > 0) {
-    const values = new Set(cl.join(",").split(",").map((x) => x.trim()));
+    const values = new Set(
+      cl
+        .join(",")
+        .split(",")
+        .map((x) => x.trim()),
+    );
     if (values.size !== 1) return { kind: "error", status: 400, reason: "conflicting Content-Length" };
     const v = [...values][0]!;
     if (!/^\d{1,15}$/.test(v)) return { kind: "error", status: 400, reason: "invalid Content-Length" };
     const n = Number(v);
     if (n > 0) framing = { kind: "length", length: n };
   }
-  const conn = get("connection").join(",").toLowerCase().split(",").map((x) => x.trim());
+  const conn = get("connection")
+    .join(",")
+    .toLowerCase()
+    .split(",")
+    .map((x) => x.trim());
   const keepAlive = version === "HTTP/1.1" ? !conn.includes("close") : conn.includes("keep-alive");
   return {
     kind: "ok",
@@ -110,13 +127,24 @@ export function parseHead(buf: Uint8Array, maxBytes: number, maxCount: number): 
  * (its `badRequestError`s and the unsupported version) appear, in the status line and the body;
  * every other parse failure is a bare `400 Bad Request`.
  */
-const GO_PUBLIC_400 = new Set(["too many Host headers", "malformed Host header", "missing required Host header", "invalid header name", "invalid header value"]);
+const GO_PUBLIC_400 = new Set([
+  "too many Host headers",
+  "malformed Host header",
+  "missing required Host header",
+  "invalid header name",
+  "invalid header value",
+]);
 const ERROR_HEADERS = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n";
 
 export function errorResponse(status: 400 | 431 | 501 | 505, reason: string): string {
   if (status === 501) return `HTTP/1.1 501 Not Implemented${ERROR_HEADERS}Unsupported transfer encoding`;
-  if (status === 431) return `HTTP/1.1 431 Request Header Fields Too Large${ERROR_HEADERS}431 Request Header Fields Too Large`;
-  const text = status === 505 ? "505 HTTP Version Not Supported: unsupported protocol version"
-    : GO_PUBLIC_400.has(reason) ? `400 Bad Request: ${reason}` : "400 Bad Request";
+  if (status === 431)
+    return `HTTP/1.1 431 Request Header Fields Too Large${ERROR_HEADERS}431 Request Header Fields Too Large`;
+  const text =
+    status === 505
+      ? "505 HTTP Version Not Supported: unsupported protocol version"
+      : GO_PUBLIC_400.has(reason)
+        ? `400 Bad Request: ${reason}`
+        : "400 Bad Request";
   return `HTTP/1.1 ${text}${ERROR_HEADERS}${text}`;
 }

@@ -1,6 +1,6 @@
 // The listener (docs/CONTRACT.md §7): Bun.listen on 127.0.0.1, workload auth, CONNECT → TLS with a
 // minted leaf, HTTP/1.1 request loops on the listener and inside tunnels, drain.
-import type { Socket, TCPSocketListener } from "bun";
+import type { TCPSocketListener } from "bun";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { getHeader } from "../inject/index.ts";
 import { warn } from "../log/slog.ts";
@@ -8,7 +8,14 @@ import { canonicalHost, splitAuthority } from "../match/index.ts";
 import { Conn, type ConnData, TimeoutError } from "./conn.ts";
 import { createForwarder } from "./forward.ts";
 import { errorResponse, parseHead, type RequestHead } from "./http1.ts";
-import { HEAD_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADER_COUNT, TLS_HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
+import {
+  HEAD_TIMEOUT_MS,
+  IDLE_TIMEOUT_MS,
+  MAX_CONNECTIONS,
+  MAX_HEADER_BYTES,
+  MAX_HEADER_COUNT,
+  TLS_HANDSHAKE_TIMEOUT_MS,
+} from "./limits.ts";
 import { createPipelineContext, handleRequest, type PipelineContext, type TunnelInfo } from "./pipeline.ts";
 import { simpleResponse } from "./respond.ts";
 import { BindError, type InterceptDeps, type Listener } from "./types.ts";
@@ -54,7 +61,11 @@ interface State {
 }
 
 /** Read one request head within the timeouts; null when the peer went away or idled out. */
-async function readHead(conn: Conn, first: boolean, st: State): Promise<RequestHead | { error: string; reason: string } | null> {
+async function readHead(
+  conn: Conn,
+  first: boolean,
+  st: State,
+): Promise<RequestHead | { error: string; reason: string } | null> {
   let buf: Uint8Array = new Uint8Array(0);
   let deadline = 0;
   for (;;) {
@@ -63,7 +74,12 @@ async function readHead(conn: Conn, first: boolean, st: State): Promise<RequestH
       conn.busy = false;
       notifyIdle(st);
     }
-    const timeout = buf.byteLength === 0 && !first ? IDLE_TIMEOUT_MS : deadline ? Math.max(1, deadline - Date.now()) : HEAD_TIMEOUT_MS;
+    const timeout =
+      buf.byteLength === 0 && !first
+        ? IDLE_TIMEOUT_MS
+        : deadline
+          ? Math.max(1, deadline - Date.now())
+          : HEAD_TIMEOUT_MS;
     let chunk: Uint8Array | null;
     try {
       chunk = await conn.read(timeout);
@@ -97,7 +113,11 @@ async function tunnelLoop(conn: Conn, st: State, tunnel: TunnelInfo): Promise<vo
       first = false;
       if (head === null) break;
       if ("error" in head) {
-        warn("malformed request in tunnel", [["remote", `${conn.clientIp}:${conn.sock.remotePort ?? 0}`], ["host", `${tunnel.connect.host}:${tunnel.connect.port}`], ["reason", head.reason]]);
+        warn("malformed request in tunnel", [
+          ["remote", `${conn.clientIp}:${conn.sock.remotePort ?? 0}`],
+          ["host", `${tunnel.connect.host}:${tunnel.connect.port}`],
+          ["reason", head.reason],
+        ]);
         await conn.write(head.error).catch(() => {});
         break;
       }
@@ -133,7 +153,11 @@ async function plainLoop(conn: Conn, st: State): Promise<void> {
         break;
       }
       if (!deps.lambdaLoopback && !checkProxyAuth(getHeader(head.headers, "proxy-authorization"), st.tokenDigest!)) {
-        warn("workload auth failed", [["remote", `${conn.clientIp}:${conn.sock.remotePort ?? 0}`], ["host", head.method === "CONNECT" ? head.target : getHeader(head.headers, "host") ?? ""], ["method", head.method]]);
+        warn("workload auth failed", [
+          ["remote", `${conn.clientIp}:${conn.sock.remotePort ?? 0}`],
+          ["host", head.method === "CONNECT" ? head.target : (getHeader(head.headers, "host") ?? "")],
+          ["method", head.method],
+        ]);
         if (head.framing.kind !== "none") {
           await conn.write(AUTH_REQUIRED.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n"));
           break;
@@ -147,7 +171,17 @@ async function plainLoop(conn: Conn, st: State): Promise<void> {
       }
       if (!/^https?:\/\//i.test(head.target)) {
         const close = head.framing.kind !== "none" || !head.keepAlive;
-        await conn.write(simpleResponse(500, [["Content-Type", "text/plain; charset=utf-8"], ["X-Content-Type-Options", "nosniff"]], NOT_A_PROXY_REQUEST, close));
+        await conn.write(
+          simpleResponse(
+            500,
+            [
+              ["Content-Type", "text/plain; charset=utf-8"],
+              ["X-Content-Type-Options", "nosniff"],
+            ],
+            NOT_A_PROXY_REQUEST,
+            close,
+          ),
+        );
         if (close) break;
         continue;
       }
@@ -179,7 +213,10 @@ async function startTunnel(conn: Conn, st: State, head: RequestHead): Promise<bo
   try {
     leaf = await st.deps!.minter.leafFor(name);
   } catch (e) {
-    warn("cannot mint leaf certificate", [["host", name], ["err", (e as Error).message]]);
+    warn("cannot mint leaf certificate", [
+      ["host", name],
+      ["err", (e as Error).message],
+    ]);
     await conn.write(errorResponse(400, "cannot serve this CONNECT host"));
     return false;
   }
@@ -289,7 +326,8 @@ export async function bindListener(port: number): Promise<Listener> {
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === "EADDRINUSE" ? "address already in use" : err.code === "EACCES" ? "permission denied" : err.message;
+    const why =
+      err.code === "EADDRINUSE" ? "address already in use" : err.code === "EACCES" ? "permission denied" : err.message;
     throw new BindError(`listen tcp 127.0.0.1:${port}: bind: ${why}`);
   }
 
@@ -334,4 +372,3 @@ export async function bindListener(port: number): Promise<Listener> {
     },
   };
 }
-

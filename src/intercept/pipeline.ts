@@ -4,7 +4,18 @@ import { randomUUID } from "node:crypto";
 import { CredentialError } from "../agent/types.ts";
 import { goJsonEncode, nowNs } from "../audit/encode.ts";
 import type { AuditEntry, AuditStatus } from "../audit/types.ts";
-import { applyInjection, deleteHeader, getHeader, getHeaders, type Headers, HandleError, InjectError, parseHandle, setHeader, stripHopByHop } from "../inject/index.ts";
+import {
+  applyInjection,
+  deleteHeader,
+  getHeader,
+  getHeaders,
+  type Headers,
+  type HandleError,
+  InjectError,
+  parseHandle,
+  setHeader,
+  stripHopByHop,
+} from "../inject/index.ts";
 import { info } from "../log/slog.ts";
 import { type Authority, createMatcher, effectiveHost, type Matcher, splitAuthority } from "../match/index.ts";
 import { ambiguousBody, denyBody, misdirectedBody } from "../match/responses.ts";
@@ -54,7 +65,12 @@ function decodedPath(target: string): string {
  * Handle one request on `conn`. Returns true when the connection may carry another request.
  * Never throws for request-level failures: every outcome is a response plus an audit line.
  */
-export async function handleRequest(ctx: PipelineContext, conn: Conn, head: RequestHead, tunnel: TunnelInfo | null): Promise<boolean> {
+export async function handleRequest(
+  ctx: PipelineContext,
+  conn: Conn,
+  head: RequestHead,
+  tunnel: TunnelInfo | null,
+): Promise<boolean> {
   const { deps } = ctx;
   const startNs = nowNs();
   const t0 = performance.now();
@@ -141,7 +157,9 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
   }
 
   const service = match.kind === "service" ? match.service : undefined;
-  const serviceFields: Partial<AuditEntry> = service ? { service: service.name, credentialHandle: service.auth.credential } : {};
+  const serviceFields: Partial<AuditEntry> = service
+    ? { service: service.name, credentialHandle: service.auth.credential }
+    : {};
   const port = Number(decision.port);
 
   // 1. Credential handle (no agent call when malformed).
@@ -152,7 +170,11 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
     } catch (e) {
       const he = e as HandleError;
       if (he.status === 500) {
-        info("invalid credential handle in manifest", [...logBase(), ["service", service.name], ["credential", service.auth.credential]]);
+        info("invalid credential handle in manifest", [
+          ...logBase(),
+          ["service", service.name],
+          ["credential", service.auth.credential],
+        ]);
         const r = await answer(500, goJsonEncode({ error: he.message }));
         audit("agent_error", serviceFields);
         return r;
@@ -172,17 +194,28 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
     const detail = e instanceof NetguardError ? e.message : String(e);
     info("upstream unreachable", [...logBase(), ["err", detail]]);
     const r = await answer(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }));
-    audit("tls_error", { ...serviceFields, ...(service ? { injectionPoint: injectionPointOf(service.auth) } : {}), upstreamStatus: 502 });
+    audit("tls_error", {
+      ...serviceFields,
+      ...(service ? { injectionPoint: injectionPointOf(service.auth) } : {}),
+      upstreamStatus: 502,
+    });
     return r;
   }
 
   // 3. Build the upstream request headers (an upgrade keeps Upgrade and Connection: §10, §18.8).
-  const connectionTokens = getHeaders(head.headers, "connection").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
-  const isUpgrade = head.method === "GET" && head.version === "HTTP/1.1" && head.framing.kind === "none" &&
-    getHeader(head.headers, "upgrade") !== undefined && connectionTokens.includes("upgrade");
+  const connectionTokens = getHeaders(head.headers, "connection")
+    .flatMap((v) => v.split(","))
+    .map((t) => t.trim().toLowerCase());
+  const isUpgrade =
+    head.method === "GET" &&
+    head.version === "HTTP/1.1" &&
+    head.framing.kind === "none" &&
+    getHeader(head.headers, "upgrade") !== undefined &&
+    connectionTokens.includes("upgrade");
   let headers: Headers = stripHopByHop(head.headers, { upgrade: isUpgrade });
   headers = deleteHeader(headers, "expect");
-  if (absolute) headers = setHeader(headers, "Host", absolute.port ? `${absolute.host}:${absolute.port}` : absolute.host);
+  if (absolute)
+    headers = setHeader(headers, "Host", absolute.port ? `${absolute.host}:${absolute.port}` : absolute.host);
   headers = setHeader(headers, "X-Clef-Request-Id", requestId);
   let target = originTarget;
   let injectionPoint: string | undefined;
@@ -193,8 +226,16 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
     } catch (e) {
       const ce = e instanceof CredentialError ? e : new CredentialError("agent", String(e));
       if (ce.kind === "not_found") {
-        info("credential not found", [...logBase(), ["service", service.name], ["namespace", handle.namespace], ["key", handle.key]]);
-        const r = await answer(502, goJsonEncode({ error: `clef-proxy: credential ${handle.namespace}/${handle.key} not found` }));
+        info("credential not found", [
+          ...logBase(),
+          ["service", service.name],
+          ["namespace", handle.namespace],
+          ["key", handle.key],
+        ]);
+        const r = await answer(
+          502,
+          goJsonEncode({ error: `clef-proxy: credential ${handle.namespace}/${handle.key} not found` }),
+        );
         audit("agent_error", serviceFields);
         return r;
       }
@@ -208,7 +249,12 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
       headers = inj.headers;
       target = inj.target;
       injectionPoint = inj.injectionPoint;
-      if (inj.overwrote) info("overwrote pre-set value at injection point", [...logBase(), ["service", service.name], ["injection_point", inj.injectionPoint]]);
+      if (inj.overwrote)
+        info("overwrote pre-set value at injection point", [
+          ...logBase(),
+          ["service", service.name],
+          ["injection_point", inj.injectionPoint],
+        ]);
     } catch (e) {
       const msg = e instanceof InjectError ? e.message : "clef-proxy: inject: failed";
       info("injection failed", [...logBase(), ["service", service.name], ["err", msg]]);
@@ -216,7 +262,12 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
       audit("agent_error", serviceFields);
       return r;
     }
-    info("injected", [...logBase(), ["service", service.name], ["credential", service.auth.credential], ["injection_point", injectionPoint]]);
+    info("injected", [
+      ...logBase(),
+      ["service", service.name],
+      ["credential", service.auth.credential],
+      ["injection_point", injectionPoint],
+    ]);
   } else {
     info("passthrough", logBase());
   }
@@ -225,7 +276,12 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
 
   // 4. 100-continue: the body is wanted now (§18.18).
   const expect = getHeader(head.headers, "expect");
-  if (expect && expect.toLowerCase() === "100-continue" && head.version === "HTTP/1.1" && head.framing.kind !== "none") {
+  if (
+    expect &&
+    expect.toLowerCase() === "100-continue" &&
+    head.version === "HTTP/1.1" &&
+    head.framing.kind !== "none"
+  ) {
     await conn.write("HTTP/1.1 100 Continue\r\n\r\n");
   }
 
@@ -244,7 +300,18 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
       let answered = false;
       try {
         await ctx.forwarder.upgrade(
-          { method: head.method, scheme, host, port, target, headers, body: null, contentLength: null, addresses, signal },
+          {
+            method: head.method,
+            scheme,
+            host,
+            port,
+            target,
+            headers,
+            body: null,
+            contentLength: null,
+            addresses,
+            signal,
+          },
           conn,
           (status) => {
             answered = true;
@@ -255,7 +322,15 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
         if (answered || conn.closed) return false;
         const detail = e instanceof UpstreamError ? e.message : String((e as Error)?.message ?? e);
         info("upstream unreachable", [...logBase(), ["err", detail]]);
-        await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), announceClose(!keepAlive, tunnel !== null, head.keepAlive))).catch(() => {});
+        await conn
+          .write(
+            jsonResponse(
+              502,
+              goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }),
+              announceClose(!keepAlive, tunnel !== null, head.keepAlive),
+            ),
+          )
+          .catch(() => {});
         audit("tls_error", { ...okFields, upstreamStatus: 502 });
         return keepAlive;
       }
@@ -284,13 +359,26 @@ export async function handleRequest(ctx: PipelineContext, conn: Conn, head: Requ
       }
       info("upstream unreachable", [...logBase(), ["err", detail]]);
       keepAlive = keepAlive && body.finished;
-      await conn.write(jsonResponse(502, goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }), announceClose(!keepAlive, tunnel !== null, head.keepAlive))).catch(() => {});
+      await conn
+        .write(
+          jsonResponse(
+            502,
+            goJsonEncode({ detail, error: "clef-proxy: upstream unreachable" }),
+            announceClose(!keepAlive, tunnel !== null, head.keepAlive),
+          ),
+        )
+        .catch(() => {});
       audit("tls_error", { ...okFields, upstreamStatus: 502 });
       return keepAlive;
     }
     try {
       // The request body must be fully consumed before the connection can carry another request.
-      const reusable = await writeUpstreamResponse(conn, res, { method: head.method, clientVersion: head.version, close: !keepAlive, announce: announceClose(!keepAlive, tunnel !== null, head.keepAlive) });
+      const reusable = await writeUpstreamResponse(conn, res, {
+        method: head.method,
+        clientVersion: head.version,
+        close: !keepAlive,
+        announce: announceClose(!keepAlive, tunnel !== null, head.keepAlive),
+      });
       audit(okStatus, { ...okFields, upstreamStatus: res.status });
       return reusable && body.finished && !conn.closeAfterResponse;
     } catch {

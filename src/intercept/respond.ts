@@ -5,16 +5,57 @@ import type { Conn } from "./conn.ts";
 import type { UpstreamResponse } from "./forward-types.ts";
 
 export const STATUS_TEXT: Record<number, string> = {
-  100: "Continue", 101: "Switching Protocols", 103: "Early Hints",
-  200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information", 204: "No Content", 205: "Reset Content", 206: "Partial Content",
-  300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified", 307: "Temporary Redirect", 308: "Permanent Redirect",
-  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 407: "Proxy Authentication Required",
-  408: "Request Timeout", 409: "Conflict", 410: "Gone", 411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
-  421: "Misdirected Request", 422: "Unprocessable Content", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
-  500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
+  100: "Continue",
+  101: "Switching Protocols",
+  103: "Early Hints",
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  203: "Non-Authoritative Information",
+  204: "No Content",
+  205: "Reset Content",
+  206: "Partial Content",
+  300: "Multiple Choices",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  407: "Proxy Authentication Required",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  421: "Misdirected Request",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
 };
 
-const RESPONSE_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade", "content-length"]);
+const RESPONSE_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+  "content-length",
+]);
 
 function statusLine(status: number, text?: string): string {
   return `HTTP/1.1 ${status} ${text || STATUS_TEXT[status] || "status code " + status}\r\n`;
@@ -43,9 +84,11 @@ const COALESCE_MAX_BYTES = 16 * 1024;
 
 /** Stream an upstream response. Returns whether the connection can stay open. */
 export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, opts: RespondOptions): Promise<boolean> {
-  const noBody = opts.method === "HEAD" || (res.status >= 100 && res.status < 200) || res.status === 204 || res.status === 304;
+  const noBody =
+    opts.method === "HEAD" || (res.status >= 100 && res.status < 200) || res.status === 204 || res.status === 304;
   const named = new Set<string>();
-  for (const [k, v] of res.headers) if (k.toLowerCase() === "connection") for (const t of v.split(",")) named.add(t.trim().toLowerCase());
+  for (const [k, v] of res.headers)
+    if (k.toLowerCase() === "connection") for (const t of v.split(",")) named.add(t.trim().toLowerCase());
   let head = statusLine(res.status, res.statusText);
   for (const [k, v] of res.headers) {
     const n = k.toLowerCase();
@@ -57,7 +100,8 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
   let chunked = false;
   if (noBody) {
     // HEAD keeps the upstream's Content-Length (it describes the GET); 1xx/204/304 carry none.
-    if (opts.method === "HEAD" && res.contentLength !== null && res.status !== 204 && res.status !== 304) head += `Content-Length: ${res.contentLength}\r\n`;
+    if (opts.method === "HEAD" && res.contentLength !== null && res.status !== 204 && res.status !== 304)
+      head += `Content-Length: ${res.contentLength}\r\n`;
   } else if (res.contentLength !== null) {
     head += `Content-Length: ${res.contentLength}\r\n`;
   } else if (opts.clientVersion === "HTTP/1.1") {
@@ -79,7 +123,9 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
       if (got > res.contentLength) break;
     }
     const body = Buffer.concat(parts);
-    await conn.write(Buffer.concat([Buffer.from(head, "latin1"), body.subarray(0, Math.min(body.byteLength, res.contentLength))]));
+    await conn.write(
+      Buffer.concat([Buffer.from(head, "latin1"), body.subarray(0, Math.min(body.byteLength, res.contentLength))]),
+    );
     if (got !== res.contentLength) return false; // truncated or overlong upstream: framing is broken, close
     return !close;
   }
@@ -92,7 +138,10 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
   for await (const chunk of res.body) {
     if (chunk.byteLength === 0) continue;
     sent += chunk.byteLength;
-    if (chunked) await conn.write(Buffer.concat([Buffer.from(chunk.byteLength.toString(16) + "\r\n"), chunk, Buffer.from("\r\n")]));
+    if (chunked)
+      await conn.write(
+        Buffer.concat([Buffer.from(chunk.byteLength.toString(16) + "\r\n"), chunk, Buffer.from("\r\n")]),
+      );
     else await conn.write(chunk);
   }
   if (chunked) await conn.write("0\r\n\r\n");
@@ -101,7 +150,12 @@ export async function writeUpstreamResponse(conn: Conn, res: UpstreamResponse, o
 }
 
 /** A complete small response (errors, 407, 100-continue excluded). */
-export function simpleResponse(status: number, headers: Array<[string, string]>, body: string, announceClose: boolean): string {
+export function simpleResponse(
+  status: number,
+  headers: Array<[string, string]>,
+  body: string,
+  announceClose: boolean,
+): string {
   let head = statusLine(status);
   for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
   head += `Content-Length: ${Buffer.byteLength(body)}\r\n`;

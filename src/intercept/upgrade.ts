@@ -11,7 +11,12 @@ import { connect as tlsConnect } from "node:tls";
 import { canonicalHeaderName } from "../inject/index.ts";
 import type { ProxyChoice } from "./chain.ts";
 import { type ByteDuplex, type UpstreamRequest, UpstreamError } from "./forward-types.ts";
-import { MAX_HEADER_BYTES, UPGRADED_IDLE_TIMEOUT_MS, UPSTREAM_CONNECT_TIMEOUT_MS, UPSTREAM_FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
+import {
+  MAX_HEADER_BYTES,
+  UPGRADED_IDLE_TIMEOUT_MS,
+  UPSTREAM_CONNECT_TIMEOUT_MS,
+  UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+} from "./limits.ts";
 
 class Timeout extends Error {}
 
@@ -85,7 +90,12 @@ function dialErrorDetail(e: Error & { code?: string }, where: string, tlsTo: str
 }
 
 /** Connect (TCP, then TLS when `tls` is given, verified) — or TLS over an existing socket. */
-function open(host: string, port: number, tls: { servername: string | undefined } | null, over?: Socket): Promise<Socket> {
+function open(
+  host: string,
+  port: number,
+  tls: { servername: string | undefined } | null,
+  over?: Socket,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const where = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
     const fail = (e: Error & { code?: string }) => {
@@ -100,7 +110,15 @@ function open(host: string, port: number, tls: { servername: string | undefined 
       resolve(sock);
     };
     const sock: Socket = tls
-      ? tlsConnect({ ...(over ? { socket: over } : { host, port }), servername: tls.servername, ALPNProtocols: ["http/1.1"], rejectUnauthorized: true }, ok)
+      ? tlsConnect(
+          {
+            ...(over ? { socket: over } : { host, port }),
+            servername: tls.servername,
+            ALPNProtocols: ["http/1.1"],
+            rejectUnauthorized: true,
+          },
+          ok,
+        )
       : netConnect({ host, port }, ok);
     sock.once("error", fail);
   });
@@ -113,9 +131,15 @@ async function dial(req: UpstreamRequest, addr: string, proxy: ProxyChoice | nul
   const u = new URL(proxy.url);
   const proxyHost = u.hostname.replace(/^\[|\]$/g, "");
   const proxyPort = Number(u.port || (u.protocol === "https:" ? 443 : 80));
-  const ps = await open(proxyHost, proxyPort, u.protocol === "https:" ? { servername: isIP(proxyHost) ? undefined : proxyHost } : null);
+  const ps = await open(
+    proxyHost,
+    proxyPort,
+    u.protocol === "https:" ? { servername: isIP(proxyHost) ? undefined : proxyHost } : null,
+  );
   const target = `${isIP(addr) === 6 ? `[${addr}]` : addr}:${req.port}`;
-  ps.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nUser-Agent: Go-http-client/1.1\r\n${proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : ""}\r\n`);
+  ps.write(
+    `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nUser-Agent: Go-http-client/1.1\r\n${proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : ""}\r\n`,
+  );
   const r = new SocketReader(ps);
   const res = await readHead(r).catch((e) => {
     ps.destroy();
@@ -153,7 +177,12 @@ async function readHead(r: SocketReader): Promise<{ head: string; rest: Buffer }
  * Relay an upgrade request. `onResponse` is called with the upstream status as soon as its head
  * arrived (before the head is written to the client). Rejects with UpstreamError only before that.
  */
-export async function relayUpgrade(client: ByteDuplex, req: UpstreamRequest, proxy: ProxyChoice | null, onResponse: (status: number) => void): Promise<void> {
+export async function relayUpgrade(
+  client: ByteDuplex,
+  req: UpstreamRequest,
+  proxy: ProxyChoice | null,
+  onResponse: (status: number) => void,
+): Promise<void> {
   if (req.addresses.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
   const sock = await dial(req, req.addresses[0]!, proxy);
   const up = new SocketReader(sock);
@@ -196,7 +225,10 @@ export async function relayUpgrade(client: ByteDuplex, req: UpstreamRequest, pro
     // idle = no byte in EITHER direction for UPGRADED_IDLE_TIMEOUT_MS (a push-only stream stays up)
     let last = Date.now();
     const idleLeft = () => UPGRADED_IDLE_TIMEOUT_MS - (Date.now() - last);
-    async function pump(read: (ms: number) => Promise<Uint8Array | null>, write: (c: Uint8Array) => Promise<void>): Promise<void> {
+    async function pump(
+      read: (ms: number) => Promise<Uint8Array | null>,
+      write: (c: Uint8Array) => Promise<void>,
+    ): Promise<void> {
       for (;;) {
         let c: Uint8Array | null;
         try {
@@ -210,13 +242,20 @@ export async function relayUpgrade(client: ByteDuplex, req: UpstreamRequest, pro
         await write(c);
       }
     }
-    const upToClient = pump((ms) => up.read(ms), (c) => client.write(c)).catch(() => {}).finally(() => client.end());
+    const upToClient = pump(
+      (ms) => up.read(ms),
+      (c) => client.write(c),
+    )
+      .catch(() => {})
+      .finally(() => client.end());
     const clientToUp = pump(
       (ms) => client.read(ms),
       async (c) => {
         if (!sock.write(c)) await new Promise<void>((r) => sock.once("drain", () => r()).once("close", () => r()));
       },
-    ).catch(() => {}).finally(() => sock.end());
+    )
+      .catch(() => {})
+      .finally(() => sock.end());
     await Promise.race([upToClient, clientToUp]);
     // one side finished: give the other a moment to finish its close handshake
     await Promise.race([Promise.all([upToClient, clientToUp]), Bun.sleep(2_000)]);

@@ -99,7 +99,11 @@ export function effectiveHost(ev: HostEvidence): HostDecision {
   const first = names[0];
   for (const [what, name] of names.slice(1)) {
     if (first && name !== first[1]) {
-      return { ok: false, reason: `${what} names ${JSON.stringify(name)} but ${first[0]} names ${JSON.stringify(first[1])}`, hostForAudit };
+      return {
+        ok: false,
+        reason: `${what} names ${JSON.stringify(name)} but ${first[0]} names ${JSON.stringify(first[1])}`,
+        hostForAudit,
+      };
     }
   }
   const port = ev.connect?.port || (ev.absolute?.port ?? "") || splitAuthority(hostHeader).port || ev.defaultPort;
@@ -108,12 +112,14 @@ export function effectiveHost(ev: HostEvidence): HostDecision {
   if (ev.absolute) innerPorts.push(["request-target", ev.absolute.port]);
   if (ev.connect) {
     for (const [what, p] of innerPorts) {
-      if (p !== "" && p !== port) return { ok: false, reason: `${what} port ${p} differs from CONNECT port ${port}`, hostForAudit };
+      if (p !== "" && p !== port)
+        return { ok: false, reason: `${what} port ${p} differs from CONNECT port ${port}`, hostForAudit };
     }
   } else if (ev.absolute && hostHeader !== "") {
     const hp = splitAuthority(hostHeader).port || ev.defaultPort;
     const ap = ev.absolute.port || ev.defaultPort;
-    if (hp !== ap) return { ok: false, reason: `Host header port ${hp} differs from request-target port ${ap}`, hostForAudit };
+    if (hp !== ap)
+      return { ok: false, reason: `Host header port ${hp} differs from request-target port ${ap}`, hostForAudit };
   }
   if (!first) return { ok: true, host: "", port, hostForAudit };
   return { ok: true, host: first[1], port, hostForAudit };

@@ -1,7 +1,8 @@
 // The JSON bodies the workload gets for matching decisions (docs/CONTRACT.md §8, §18.1).
 import { goJsonEncode } from "../audit/encode.ts";
 
-export const denyBody = (host: string): string => goJsonEncode({ error: `host ${JSON.stringify(host)} not in clef-proxy manifest`, host });
+export const denyBody = (host: string): string =>
+  goJsonEncode({ error: `host ${JSON.stringify(host)} not in clef-proxy manifest`, host });
 
 export const ambiguousBody = (host: string, candidates: string[]): string =>
   goJsonEncode({
@@ -10,4 +11,8 @@ export const ambiguousBody = (host: string, candidates: string[]): string =>
   });
 
 export const misdirectedBody = (host: string, reason: string): string =>
-  goJsonEncode({ detail: reason, error: "clef-proxy: misdirected request: the request names more than one host", host });
+  goJsonEncode({
+    detail: reason,
+    error: "clef-proxy: misdirected request: the request names more than one host",
+    host,
+  });

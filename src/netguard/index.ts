@@ -101,7 +101,11 @@ export async function resolveAndVet(host: string, lookup: Lookup = defaultLookup
  * the vetting, and they are what gets dialled, so the cache cannot be used to rebind a name; it
  * spares a resolver round-trip per request (≈8 % of CPU at c=1 in bench/). Refusals are not cached.
  */
-export function cachedResolver(ttlMs = 5_000, max = 1024, lookup: Lookup = defaultLookup): (host: string) => Promise<string[]> {
+export function cachedResolver(
+  ttlMs = 5_000,
+  max = 1024,
+  lookup: Lookup = defaultLookup,
+): (host: string) => Promise<string[]> {
   const cache = new Map<string, { addrs: string[]; expires: number }>();
   const inflight = new Map<string, Promise<string[]>>();
   return async (host) => {

@@ -3,7 +3,7 @@
 // Exit codes: 0 clean / signal; 1 services fetch or intercept init; 2 config or audit init;
 // 3 agent not ready within 30 s; 4 agent URL/token or workload token; 5 CA; 6 bind.
 import { randomBytes } from "node:crypto";
-import { AgentError, createAgentClient } from "../agent/client.ts";
+import { type AgentError, createAgentClient } from "../agent/client.ts";
 import { loadServicesFile } from "../agent/file-source.ts";
 import type { CredentialSource, Manifest } from "../agent/types.ts";
 import { createAuditSink } from "../audit/sink.ts";
@@ -67,7 +67,9 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     process.stderr.write("clef-proxy serve: --lambda-loopback-only requires AWS_LAMBDA_FUNCTION_NAME\n");
     return 2;
   }
-  const loopback = lambda && (opts.lambdaLoopbackOnly || cfg.lambdaLoopbackOnly || LOOPBACK_ON.test(env.CLEF_PROXY_LAMBDA_LOOPBACK ?? ""));
+  const loopback =
+    lambda &&
+    (opts.lambdaLoopbackOnly || cfg.lambdaLoopbackOnly || LOOPBACK_ON.test(env.CLEF_PROXY_LAMBDA_LOOPBACK ?? ""));
   const signals = new Signals();
   try {
     return await serve(cfg, opts, { lambda, loopback, signals });
@@ -76,15 +78,26 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   }
 }
 
-async function serve(cfg: Config, opts: ServeOptions, mode: { lambda: boolean; loopback: boolean; signals: Signals }): Promise<number> {
+async function serve(
+  cfg: Config,
+  opts: ServeOptions,
+  mode: { lambda: boolean; loopback: boolean; signals: Signals },
+): Promise<number> {
   const env = process.env;
-  info("clef-proxy starting", { version: VERSION, proxy_id: cfg.metadata.proxyId, port: cfg.listen.port, lambda: mode.lambda });
+  info("clef-proxy starting", {
+    version: VERSION,
+    proxy_id: cfg.metadata.proxyId,
+    port: cfg.listen.port,
+    lambda: mode.lambda,
+  });
 
   // CA (exit 5)
   let certPath = cfg.ca.certPath;
   let ca;
   try {
-    const paths = cfg.ca.certPath ? { certPath: cfg.ca.certPath, keyPath: cfg.ca.keyPath } : defaultPaths(resolveCADir(env));
+    const paths = cfg.ca.certPath
+      ? { certPath: cfg.ca.certPath, keyPath: cfg.ca.keyPath }
+      : defaultPaths(resolveCADir(env));
     certPath = paths.certPath;
     ca = loadOrCreateCA(paths);
   } catch (e) {
@@ -107,7 +120,13 @@ async function serve(cfg: Config, opts: ServeOptions, mode: { lambda: boolean; l
       error("services file", { err: (e as Error).message, path: opts.servicesPath });
       return 1;
     }
-    info("services loaded", { source: opts.servicesPath, identity: manifest.identity, environment: manifest.environment, service_count: manifest.services.length, passthrough_count: manifest.passthroughHosts.length });
+    info("services loaded", {
+      source: opts.servicesPath,
+      identity: manifest.identity,
+      environment: manifest.environment,
+      service_count: manifest.services.length,
+      passthrough_count: manifest.passthroughHosts.length,
+    });
   } else {
     let agent;
     try {
@@ -133,10 +152,16 @@ async function serve(cfg: Config, opts: ServeOptions, mode: { lambda: boolean; l
       error("fetch /v1/services", { err: (e as Error).message });
       return 1;
     }
-    info("services fetched", { identity: manifest.identity, environment: manifest.environment, service_count: manifest.services.length, passthrough_count: manifest.passthroughHosts.length });
+    info("services fetched", {
+      identity: manifest.identity,
+      environment: manifest.environment,
+      service_count: manifest.services.length,
+      passthrough_count: manifest.passthroughHosts.length,
+    });
     credentials = agent;
   }
-  for (const w of checkServices(manifest)) warn("service can never be served", { service: w.service, host: w.host, problem: w.problem });
+  for (const w of checkServices(manifest))
+    warn("service can never be served", { service: w.service, host: w.host, problem: w.problem });
 
   // Bind (exit 6)
   let listener;
@@ -152,7 +177,10 @@ async function serve(cfg: Config, opts: ServeOptions, mode: { lambda: boolean; l
   // Audit (exit 2)
   let audit;
   try {
-    audit = createAuditSink(cfg.audit, { proxyId: cfg.metadata.proxyId, authMode: mode.loopback ? "lambda-loopback" : undefined });
+    audit = createAuditSink(cfg.audit, {
+      proxyId: cfg.metadata.proxyId,
+      authMode: mode.loopback ? "lambda-loopback" : undefined,
+    });
   } catch (e) {
     error("audit init", { err: (e as Error).message });
     listener.close();

@@ -9,13 +9,32 @@ import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { manifest, type AgentScript } from "../helpers/agent.ts";
-import { connectRequest, parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange, proxyUrl } from "../helpers/clients.ts";
+import {
+  connectRequest,
+  parseCurl,
+  plainTunnelExchange,
+  rawExchange,
+  run,
+  tunnelExchange,
+  proxyUrl,
+} from "../helpers/clients.ts";
 import { tempDir } from "../helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "../helpers/tls.ts";
 import { startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "../helpers/upstream.ts";
 import {
-  HAVE_REF, SIDES, collect, echoBody, mark, parseRaw, respHeaders, settle, startWorld, stopWorld,
-  type Observation, type Side, type World,
+  HAVE_REF,
+  SIDES,
+  collect,
+  echoBody,
+  mark,
+  parseRaw,
+  respHeaders,
+  settle,
+  startWorld,
+  stopWorld,
+  type Observation,
+  type Side,
+  type World,
 } from "./harness.ts";
 
 const SECRETS: Record<string, string> = {
@@ -33,8 +52,27 @@ const SECRETS: Record<string, string> = {
 };
 const ALL_SECRETS = Object.values(SECRETS);
 
-const NAMES = ["api.test", "hdr.test", "q.test", "pass.test", "dupe.test", "plain.test", "missing.test", "a500.test", "bad.test",
-  "crlf.test", "scheme.test", "nohdr.test", "badname.test", "refused.test", "cache.test", "other.test", "deny.test", "untrusted.test", "fresh.test"];
+const NAMES = [
+  "api.test",
+  "hdr.test",
+  "q.test",
+  "pass.test",
+  "dupe.test",
+  "plain.test",
+  "missing.test",
+  "a500.test",
+  "bad.test",
+  "crlf.test",
+  "scheme.test",
+  "nohdr.test",
+  "badname.test",
+  "refused.test",
+  "cache.test",
+  "other.test",
+  "deny.test",
+  "untrusted.test",
+  "fresh.test",
+];
 
 let pki: TestPki;
 let up: Upstream; // HTTPS echo on 127.0.0.2
@@ -49,7 +87,11 @@ function agentScript(): AgentScript {
     services: manifest(
       [
         { name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/KEY" } },
-        { name: "hdr", host: "HDR.test.", auth: { scheme: "api_key_header", header: "x-lower-key", credential: "ns/HDR" } },
+        {
+          name: "hdr",
+          host: "HDR.test.",
+          auth: { scheme: "api_key_header", header: "x-lower-key", credential: "ns/HDR" },
+        },
         { name: "q", host: "q.test", auth: { scheme: "api_key_query", query: "key", credential: "ns/Q" } },
         { name: "gh", host: "dupe.test", auth: { scheme: "bearer", credential: "ns/KEY" } },
         { name: "dupe", host: "dupe.test", auth: { scheme: "bearer", credential: "ns/DUP" } },
@@ -62,7 +104,11 @@ function agentScript(): AgentScript {
         { name: "crlf", host: "crlf.test", auth: { scheme: "bearer", credential: "ns/CRLF" } },
         { name: "scheme", host: "scheme.test", auth: { scheme: "basic", credential: "ns/KEY" } },
         { name: "nohdr", host: "nohdr.test", auth: { scheme: "api_key_header", credential: "ns/KEY" } },
-        { name: "badname", host: "badname.test", auth: { scheme: "api_key_header", header: "X-Bad\r\nInjected", credential: "ns/KEY" } },
+        {
+          name: "badname",
+          host: "badname.test",
+          auth: { scheme: "api_key_header", header: "X-Bad\r\nInjected", credential: "ns/KEY" },
+        },
         { name: "refused", host: "refused.test", auth: { scheme: "bearer", credential: "ns/KEY" } },
         { name: "cache", host: "cache.test", auth: { scheme: "bearer", credential: "ns/CACHE" } },
         { name: "untr", host: "untrusted.test", auth: { scheme: "bearer", credential: "ns/UNTR" } },
@@ -78,7 +124,10 @@ function agentScript(): AgentScript {
 }
 
 beforeAll(async () => {
-  pki = makeTestPki(NAMES.filter((n) => n !== "untrusted.test"), ["127.0.0.2"]);
+  pki = makeTestPki(
+    NAMES.filter((n) => n !== "untrusted.test"),
+    ["127.0.0.2"],
+  );
   const roguePki = makeTestPki(["untrusted.test"], ["127.0.0.2"]);
   up = startUpstream({ hostname: "127.0.0.2", pki });
   httpUp = startUpstream({ hostname: "127.0.0.2" });
@@ -127,7 +176,19 @@ const https = (host: string, path: string, port = up.port) => `https://${host}:$
 
 function curlAction(url: (w: World) => string, extra: string[] = []): Action {
   return async (w) => {
-    const r = await run(["curl", "-sS", "-i", "--max-time", "10", "--proxy", proxyUrl(w.port, w.token), "--cacert", w.caPath, ...extra, url(w)]);
+    const r = await run([
+      "curl",
+      "-sS",
+      "-i",
+      "--max-time",
+      "10",
+      "--proxy",
+      proxyUrl(w.port, w.token),
+      "--cacert",
+      w.caPath,
+      ...extra,
+      url(w),
+    ]);
     if (r.code !== 0) return { status: 0, extra: { curl: r.code } }; // connection closed without an answer
     const p = parseCurl(r.stdout);
     const body = echoBody(p.body);
@@ -137,11 +198,22 @@ function curlAction(url: (w: World) => string, extra: string[] = []): Action {
   };
 }
 
-function tunnelAction(target: string | ((w: World) => string), bytes: string | ((w: World) => string), opts: { sni?: string; timeoutMs?: number } = {}): Action {
+function tunnelAction(
+  target: string | ((w: World) => string),
+  bytes: string | ((w: World) => string),
+  opts: { sni?: string; timeoutMs?: number } = {},
+): Action {
   return async (w) => {
     const t = typeof target === "function" ? target(w) : target;
-    const raw = await tunnelExchange(w.port, w.token, t, await Bun.file(w.caPath).text(), opts.sni ?? (t.replace(/:\d+$/, "").replace(/^127\.0\.0\.2$/, "") || undefined),
-      typeof bytes === "function" ? bytes(w) : bytes, opts.timeoutMs ?? 1500);
+    const raw = await tunnelExchange(
+      w.port,
+      w.token,
+      t,
+      await Bun.file(w.caPath).text(),
+      opts.sni ?? (t.replace(/:\d+$/, "").replace(/^127\.0\.0\.2$/, "") || undefined),
+      typeof bytes === "function" ? bytes(w) : bytes,
+      opts.timeoutMs ?? 1500,
+    );
     const p = parseRaw(raw);
     const body = echoBody(p.body);
     const headers = respHeaders(p.headers);
@@ -209,12 +281,24 @@ if (!HAVE_REF) console.warn("NOTICE: datapath.compat runs our side only (facts c
 describe("injection", () => {
   scenario({
     name: "bearer: injected, workload Authorization replaced, X-Clef-Service and Proxy-Authorization not forwarded",
-    action: curlAction(() => https("api.test", "/one?x=1"), ["-H", "Authorization: Bearer workload-own", "-H", "X-Clef-Service: other"]),
+    action: curlAction(
+      () => https("api.test", "/one?x=1"),
+      ["-H", "Authorization: Bearer workload-own", "-H", "X-Clef-Service: other"],
+    ),
     check: (o) => {
       expect(o.status).toBe(200);
       expect(hdr(o, "authorization")).toEqual([`Bearer ${SECRETS["ns/KEY"]}`]);
       expect(hdr(o, "x-clef-service")).toEqual([]);
-      expect(o.audit).toEqual([expect.objectContaining({ status: "injected", service: "gh", credential_handle: "ns/KEY", injection_point: "header:Authorization", upstream_status: 200, path: "/one" })]);
+      expect(o.audit).toEqual([
+        expect.objectContaining({
+          status: "injected",
+          service: "gh",
+          credential_handle: "ns/KEY",
+          injection_point: "header:Authorization",
+          upstream_status: 200,
+          path: "/one",
+        }),
+      ]);
     },
   });
   scenario({
@@ -238,7 +322,9 @@ describe("injection", () => {
     name: "api_key_query: the named parameter replaced; other parameters keep their order and bytes",
     action: curlAction(() => https("q.test", "/q?b=2&key=old&a=1&key=again&c;d=%7e")),
     check: (o) => {
-      expect(o.upstream[0]!.url).toBe(`/q?b=2&key=${encodeURIComponent(SECRETS["ns/Q"]!).replace(/%20/g, "+")}&a=1&c;d=%7e`);
+      expect(o.upstream[0]!.url).toBe(
+        `/q?b=2&key=${encodeURIComponent(SECRETS["ns/Q"]!).replace(/%20/g, "+")}&a=1&c;d=%7e`,
+      );
       expect(o.audit[0]).toMatchObject({ injection_point: "query:key", status: "injected" });
     },
     improvement: {
@@ -283,11 +369,18 @@ describe("injection", () => {
       const f = join(tempDir("clef-body-"), "body.bin");
       const data = new Uint8Array(1 << 20).map((_, i) => (i * 31) & 255);
       writeFileSync(f, data);
-      return curlAction(() => https("api.test", "/upload"), ["--data-binary", `@${f}`, "-H", "Content-Type: application/octet-stream", "-H", "Expect:"]);
+      return curlAction(
+        () => https("api.test", "/upload"),
+        ["--data-binary", `@${f}`, "-H", "Content-Type: application/octet-stream", "-H", "Expect:"],
+      );
     })(),
     check: (o) => {
       const data = new Uint8Array(1 << 20).map((_, i) => (i * 31) & 255);
-      expect(o.upstream[0]).toMatchObject({ method: "POST", bodyLength: 1 << 20, bodySha256: createHash("sha256").update(data).digest("hex") });
+      expect(o.upstream[0]).toMatchObject({
+        method: "POST",
+        bodyLength: 1 << 20,
+        bodySha256: createHash("sha256").update(data).digest("hex"),
+      });
     },
   });
   scenario({
@@ -312,7 +405,16 @@ describe("injection", () => {
     action: async (w) => {
       const r = await curlAction(() => https("fresh.test", "/agentcall"))(w);
       const c = w.agent.calls.filter((x) => x.path.includes("/v1/secrets/")).at(-1);
-      return { ...r, extra: c ? { method: c.method, authorization: c.headers.authorization === "Bearer agent-token-0123", ua: c.headers["user-agent"] } : null };
+      return {
+        ...r,
+        extra: c
+          ? {
+              method: c.method,
+              authorization: c.headers.authorization === "Bearer agent-token-0123",
+              ua: c.headers["user-agent"],
+            }
+          : null,
+      };
     },
     check: (o) => expect(o.extra).toEqual({ method: "GET", authorization: true, ua: "Go-http-client/1.1" }),
   });
@@ -334,7 +436,10 @@ describe("matching", () => {
     action: curlAction(() => https("deny.test", "/d")),
     check: (o) => {
       expect(o.status).toBe(403);
-      expect(json(o)).toEqual({ error: `host "deny.test:${up.port}" not in clef-proxy manifest`, host: `deny.test:${up.port}` });
+      expect(json(o)).toEqual({
+        error: `host "deny.test:${up.port}" not in clef-proxy manifest`,
+        host: `deny.test:${up.port}`,
+      });
       expect(o.upstream).toEqual([]);
       expect(o.audit[0]).toMatchObject({ status: "denied" });
     },
@@ -344,7 +449,10 @@ describe("matching", () => {
     action: curlAction(() => https("dupe.test", "/x")),
     check: (o) => {
       expect(o.status).toBe(400);
-      expect(json(o)).toEqual({ candidates: ["dupe", "gh"], error: `multiple services match host "dupe.test:${up.port}"; set X-Clef-Service header to one of these` });
+      expect(json(o)).toEqual({
+        candidates: ["dupe", "gh"],
+        error: `multiple services match host "dupe.test:${up.port}"; set X-Clef-Service header to one of these`,
+      });
       expect(o.audit[0]).toMatchObject({ status: "denied" });
     },
   });
@@ -368,7 +476,10 @@ describe("matching", () => {
   });
   scenario({
     name: "CONNECT to a denied host is accepted; the inner request gets the 403",
-    action: tunnelAction(() => `deny.test:${up.port}`, () => `GET /d HTTP/1.1\r\nHost: deny.test:${up.port}\r\nConnection: close\r\n\r\n`),
+    action: tunnelAction(
+      () => `deny.test:${up.port}`,
+      () => `GET /d HTTP/1.1\r\nHost: deny.test:${up.port}\r\nConnection: close\r\n\r\n`,
+    ),
     check: (o) => {
       expect(o.status).toBe(403);
       expect(o.headers).toEqual({ "Content-Type": "application/json", "Content-Length": String(o.body!.length) });
@@ -377,7 +488,11 @@ describe("matching", () => {
   scenario({
     name: "one host per request: inner Host naming a service while the tunnel goes elsewhere",
     audits: 1,
-    action: tunnelAction(() => `other.test:${up.port}`, () => `GET /steal HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`, { sni: "other.test" }),
+    action: tunnelAction(
+      () => `other.test:${up.port}`,
+      () => `GET /steal HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`,
+      { sni: "other.test" },
+    ),
     check: (o) => {
       expect(o.status).toBe(421);
       expect(o.upstream).toEqual([]);
@@ -394,7 +509,12 @@ describe("matching", () => {
   });
   scenario({
     name: "one host per request: absolute-form target naming another host inside a tunnel",
-    action: tunnelAction(() => `other.test:${up.port}`, () => `GET https://api.test:${up.port}/steal HTTP/1.1\r\nHost: other.test:${up.port}\r\nConnection: close\r\n\r\n`, { sni: "other.test" }),
+    action: tunnelAction(
+      () => `other.test:${up.port}`,
+      () =>
+        `GET https://api.test:${up.port}/steal HTTP/1.1\r\nHost: other.test:${up.port}\r\nConnection: close\r\n\r\n`,
+      { sni: "other.test" },
+    ),
     check: (o) => {
       expect(o.status).toBe(421);
       expect(o.upstream).toEqual([]);
@@ -402,7 +522,7 @@ describe("matching", () => {
     improvement: { item: "18.1", ref: (o) => expect(o.audit[0]).toMatchObject({ status: "injected", service: "gh" }) },
   });
   scenario({
-    name: "missing inner Host (HTTP/1.0): denied as host \"\"",
+    name: 'missing inner Host (HTTP/1.0): denied as host ""',
     action: tunnelAction(() => `api.test:${up.port}`, "GET /nohost HTTP/1.0\r\n\r\n"),
     check: (o) => {
       expect(o.status).toBe(403);
@@ -414,8 +534,12 @@ describe("matching", () => {
     name: "two pipelined requests in one tunnel write are answered in order",
     audits: 2,
     action: async (w) => {
-      const r = await tunnelAction(() => `api.test:${up.port}`, () =>
-        `GET /p1 HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\nGET /p2 HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`, { timeoutMs: 2000 })(w);
+      const r = await tunnelAction(
+        () => `api.test:${up.port}`,
+        () =>
+          `GET /p1 HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\nGET /p2 HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`,
+        { timeoutMs: 2000 },
+      )(w);
       return { status: r.status, extra: (r.body ?? "").match(/HTTP\/1\.1 \d+/g) };
     },
     check: (o) => {
@@ -426,17 +550,29 @@ describe("matching", () => {
 });
 
 describe("cleartext HTTP inside a CONNECT tunnel", () => {
-  const plainTunnel = (target: () => string, bytes: () => string): Action => async (w) => {
-    const raw = await plainTunnelExchange(w.port, w.token, target(), bytes(), 2000, (a) => /\r\n\r\n/.test(a) && (a.endsWith("}") || a.endsWith("}\n")));
-    const p = parseRaw(raw);
-    const body = echoBody(p.body);
-    const headers = respHeaders(p.headers);
-    if (body === "<echo>") delete headers["Content-Length"];
-    return { status: p.status, headers, body };
-  };
+  const plainTunnel =
+    (target: () => string, bytes: () => string): Action =>
+    async (w) => {
+      const raw = await plainTunnelExchange(
+        w.port,
+        w.token,
+        target(),
+        bytes(),
+        2000,
+        (a) => /\r\n\r\n/.test(a) && (a.endsWith("}") || a.endsWith("}\n")),
+      );
+      const p = parseRaw(raw);
+      const body = echoBody(p.body);
+      const headers = respHeaders(p.headers);
+      if (body === "<echo>") delete headers["Content-Length"];
+      return { status: p.status, headers, body };
+    };
   scenario({
     name: "served like absolute-form plain HTTP: injected and forwarded over HTTP",
-    action: plainTunnel(() => `plain.test:${httpUp.port}`, () => `GET /t HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\n\r\n`),
+    action: plainTunnel(
+      () => `plain.test:${httpUp.port}`,
+      () => `GET /t HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\n\r\n`,
+    ),
     check: (o) => {
       expect(o.status).toBe(200);
       expect(hdr(o, "authorization")).toEqual([`Bearer ${SECRETS["ns/KEY"]}`]);
@@ -445,13 +581,19 @@ describe("cleartext HTTP inside a CONNECT tunnel", () => {
   });
   scenario({
     name: "an unknown inner host: 403",
-    action: plainTunnel(() => `deny.test:${httpUp.port}`, () => `GET /t HTTP/1.1\r\nHost: deny.test:${httpUp.port}\r\n\r\n`),
+    action: plainTunnel(
+      () => `deny.test:${httpUp.port}`,
+      () => `GET /t HTTP/1.1\r\nHost: deny.test:${httpUp.port}\r\n\r\n`,
+    ),
     check: (o) => expect(o.status).toBe(403),
   });
   scenario({
     name: "non-HTTP bytes (an SSH banner)",
     audits: 0,
-    action: plainTunnel(() => "pass.test:22", () => "SSH-2.0-OpenSSH_9.0\r\n"),
+    action: plainTunnel(
+      () => "pass.test:22",
+      () => "SSH-2.0-OpenSSH_9.0\r\n",
+    ),
     check: (o) => expect(o.status).toBe(400),
     improvement: { item: "18.17", ref: (o) => expect(o.status).toBe(0) },
   });
@@ -482,7 +624,10 @@ describe("plain HTTP (absolute-form)", () => {
     action: curlAction(() => "http://refused.test:1/r"),
     check: (o) => {
       expect(o.status).toBe(502);
-      expect(json(o)).toEqual({ detail: "dial tcp 127.0.0.2:1: connect: connection refused", error: "clef-proxy: upstream unreachable" });
+      expect(json(o)).toEqual({
+        detail: "dial tcp 127.0.0.2:1: connect: connection refused",
+        error: "clef-proxy: upstream unreachable",
+      });
       expect(o.audit[0]).toMatchObject({ status: "tls_error", upstream_status: 502, service: "refused" });
     },
   });
@@ -491,8 +636,16 @@ describe("plain HTTP (absolute-form)", () => {
     action: curlAction(() => "http://meta.test/latest"),
     check: (o) => {
       expect(o.status).toBe(502);
-      expect(json(o)).toEqual({ detail: "netguard: address blocked by policy: meta.test resolves to 169.254.169.254 (cloud metadata)", error: "clef-proxy: upstream unreachable" });
-      expect(o.audit[0]).toMatchObject({ status: "tls_error", upstream_status: 502, service: "m", credential_handle: "ns/META" });
+      expect(json(o)).toEqual({
+        detail: "netguard: address blocked by policy: meta.test resolves to 169.254.169.254 (cloud metadata)",
+        error: "clef-proxy: upstream unreachable",
+      });
+      expect(o.audit[0]).toMatchObject({
+        status: "tls_error",
+        upstream_status: 502,
+        service: "m",
+        credential_handle: "ns/META",
+      });
       expect(o.agent).toEqual([]);
       expect(o.log).toEqual(["upstream unreachable"]);
     },
@@ -529,14 +682,24 @@ describe("workload auth and malformed input", () => {
       name: `407 exactly like the reference: ${name}`,
       audits: 0,
       action: rawAction((w) => {
-        const h = header === "LOWER" ? `Proxy-Authorization: basic ${b64("u:" + w.token)}\r\n`
-          : header === "BEARER" ? `Proxy-Authorization: Bearer ${w.token}\r\n`
-          : header === "TOKUSER" ? `Proxy-Authorization: Basic ${b64(w.token + ":")}\r\n` : header;
+        const h =
+          header === "LOWER"
+            ? `Proxy-Authorization: basic ${b64("u:" + w.token)}\r\n`
+            : header === "BEARER"
+              ? `Proxy-Authorization: Bearer ${w.token}\r\n`
+              : header === "TOKUSER"
+                ? `Proxy-Authorization: Basic ${b64(w.token + ":")}\r\n`
+                : header;
         return `CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n${h}\r\n`;
       }, 400),
       check: (o) => {
         expect(o.status).toBe(407);
-        expect(o.headers).toEqual({ "Content-Type": "text/plain; charset=utf-8", "Proxy-Authenticate": 'Basic realm="clef-proxy"', "X-Content-Type-Options": "nosniff", "Content-Length": "30" });
+        expect(o.headers).toEqual({
+          "Content-Type": "text/plain; charset=utf-8",
+          "Proxy-Authenticate": 'Basic realm="clef-proxy"',
+          "X-Content-Type-Options": "nosniff",
+          "Content-Length": "30",
+        });
         expect(o.body).toBe("proxy authentication required\n");
         expect(o.log).toEqual(["workload auth failed"]);
       },
@@ -545,7 +708,10 @@ describe("workload auth and malformed input", () => {
   scenario({
     name: "empty user name with the right token is accepted",
     audits: 0,
-    action: rawAction((w) => `CONNECT api.test:443 HTTP/1.1\r\nProxy-Authorization: Basic ${b64(":" + w.token)}\r\n\r\n`, 300),
+    action: rawAction(
+      (w) => `CONNECT api.test:443 HTTP/1.1\r\nProxy-Authorization: Basic ${b64(":" + w.token)}\r\n\r\n`,
+      300,
+    ),
     check: (o) => expect(o.extra).toEqual({ statusLine: "HTTP/1.0 200 OK" }),
   });
   scenario({
@@ -566,13 +732,20 @@ describe("workload auth and malformed input", () => {
   scenario({
     name: "request header over 1 MiB on the listener: 431",
     audits: 0,
-    action: rawAction((w) => `CONNECT api.test:443 HTTP/1.1\r\n${auth(w)}X-Big: ${"a".repeat(1100 * 1024)}\r\n\r\n`, 1500),
+    action: rawAction(
+      (w) => `CONNECT api.test:443 HTTP/1.1\r\n${auth(w)}X-Big: ${"a".repeat(1100 * 1024)}\r\n\r\n`,
+      1500,
+    ),
     check: (o) => expect(o.status).toBe(431),
   });
   scenario({
     name: "two different Content-Length values (plain): 400, nothing forwarded",
     audits: 0,
-    action: rawAction((w) => `POST http://plain.test:${httpUp.port}/cl HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\n${auth(w)}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd`, 500),
+    action: rawAction(
+      (w) =>
+        `POST http://plain.test:${httpUp.port}/cl HTTP/1.1\r\nHost: plain.test:${httpUp.port}\r\n${auth(w)}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd`,
+      500,
+    ),
     check: (o) => {
       expect(o.status).toBe(400);
       expect(o.upstream).toEqual([]);
@@ -581,7 +754,10 @@ describe("workload auth and malformed input", () => {
   scenario({
     name: "malformed header inside a tunnel (bare CR)",
     audits: 0,
-    action: tunnelAction(() => `api.test:${up.port}`, () => `GET /m HTTP/1.1\r\nHost: api.test:${up.port}\r\nX-A: a\rb\r\n\r\n`),
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () => `GET /m HTTP/1.1\r\nHost: api.test:${up.port}\r\nX-A: a\rb\r\n\r\n`,
+    ),
     check: (o) => {
       expect(o.status).toBe(400);
       expect(o.upstream).toEqual([]);
@@ -591,7 +767,10 @@ describe("workload auth and malformed input", () => {
   scenario({
     name: "bare LF line ending inside a tunnel (header splitting)",
     audits: { ref: 1, ours: 0 },
-    action: tunnelAction(() => `api.test:${up.port}`, () => `GET /lf HTTP/1.1\r\nHost: api.test:${up.port}\r\nX-A: a\nInjected: 1\r\nConnection: close\r\n\r\n`),
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () => `GET /lf HTTP/1.1\r\nHost: api.test:${up.port}\r\nX-A: a\nInjected: 1\r\nConnection: close\r\n\r\n`,
+    ),
     check: (o) => {
       expect(o.status).toBe(400);
       expect(o.upstream).toEqual([]);
@@ -601,7 +780,12 @@ describe("workload auth and malformed input", () => {
   scenario({
     name: "header larger than 1 MiB inside a tunnel",
     audits: { ref: 1, ours: 0 },
-    action: tunnelAction(() => `api.test:${up.port}`, () => `GET /big HTTP/1.1\r\nHost: api.test:${up.port}\r\nX-Big: ${"b".repeat(1100 * 1024)}\r\nConnection: close\r\n\r\n`, { timeoutMs: 3000 }),
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () =>
+        `GET /big HTTP/1.1\r\nHost: api.test:${up.port}\r\nX-Big: ${"b".repeat(1100 * 1024)}\r\nConnection: close\r\n\r\n`,
+      { timeoutMs: 3000 },
+    ),
     check: (o) => {
       expect(o.status).toBe(431);
       expect(o.upstream).toEqual([]);
@@ -613,7 +797,11 @@ describe("workload auth and malformed input", () => {
   scenario({
     name: "Content-Length with Transfer-Encoding inside a tunnel (smuggling)",
     audits: { ref: 1, ours: 0 },
-    action: tunnelAction(() => `api.test:${up.port}`, () => `POST /s HTTP/1.1\r\nHost: api.test:${up.port}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`),
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () =>
+        `POST /s HTTP/1.1\r\nHost: api.test:${up.port}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`,
+    ),
     check: (o) => {
       expect(o.status).toBe(400);
       expect(o.upstream).toEqual([]);
@@ -622,7 +810,12 @@ describe("workload auth and malformed input", () => {
   });
   scenario({
     name: "Expect: 100-continue inside a tunnel",
-    action: tunnelAction(() => `api.test:${up.port}`, () => `POST /e HTTP/1.1\r\nHost: api.test:${up.port}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`, { timeoutMs: 1200 }),
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () =>
+        `POST /e HTTP/1.1\r\nHost: api.test:${up.port}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      { timeoutMs: 1200 },
+    ),
     audits: { ref: 0, ours: 0 },
     check: (o) => expect((o.extra as { interim: string[] }).interim).toEqual(["HTTP/1.1 100 Continue"]),
     improvement: { item: "18.18", ref: (o) => expect((o.extra as { interim: string[] }).interim).toEqual([]) },
@@ -636,17 +829,39 @@ describe("errors before forwarding", () => {
     expect(o.upstream).toEqual([]);
     expect(o.audit[0]).toMatchObject({ status: "agent_error" });
   };
-  scenario({ name: "unknown scheme: 500", action: curlAction(() => https("scheme.test", "/s")), check: err500('clef-proxy: inject: unsupported scheme "basic"') });
-  scenario({ name: "api_key_header without auth.header: 500", action: curlAction(() => https("nohdr.test", "/s")), check: err500('clef-proxy: inject: scheme "api_key_header" requires auth.header') });
-  scenario({ name: "secret with CR/LF: 500 header-injection guard, secret not echoed", action: curlAction(() => https("crlf.test", "/s")), check: err500("clef-proxy: inject: credential value contains CR or LF (header injection guard)") });
+  scenario({
+    name: "unknown scheme: 500",
+    action: curlAction(() => https("scheme.test", "/s")),
+    check: err500('clef-proxy: inject: unsupported scheme "basic"'),
+  });
+  scenario({
+    name: "api_key_header without auth.header: 500",
+    action: curlAction(() => https("nohdr.test", "/s")),
+    check: err500('clef-proxy: inject: scheme "api_key_header" requires auth.header'),
+  });
+  scenario({
+    name: "secret with CR/LF: 500 header-injection guard, secret not echoed",
+    action: curlAction(() => https("crlf.test", "/s")),
+    check: err500("clef-proxy: inject: credential value contains CR or LF (header injection guard)"),
+  });
   scenario({
     name: "invalid header name in the manifest",
     audits: { ref: 0, ours: 1 },
     action: curlAction(() => https("badname.test", "/s")),
     check: err500('clef-proxy: inject: auth.header "X-Bad\\r\\nInjected" is not a valid header name'),
-    improvement: { item: "18.5", ref: (o) => { expect(o.status).toBe(0); expect(o.audit).toEqual([]); } },
+    improvement: {
+      item: "18.5",
+      ref: (o) => {
+        expect(o.status).toBe(0);
+        expect(o.audit).toEqual([]);
+      },
+    },
   });
-  for (const [name, host] of [["agent answers 404 for the secret", "missing.test"], ["agent answers 500 for the secret", "a500.test"], ["malformed credential handle", "bad.test"]] as const) {
+  for (const [name, host] of [
+    ["agent answers 404 for the secret", "missing.test"],
+    ["agent answers 500 for the secret", "a500.test"],
+    ["malformed credential handle", "bad.test"],
+  ] as const) {
     scenario({
       name: `${name}: 502/500 JSON like the reference, audit agent_error`,
       action: curlAction(() => https(host, "/s")),
@@ -666,10 +881,19 @@ describe("upstream failures and TLS", () => {
     action: curlAction(() => "https://refused.test:1/r"),
     check: (o) => {
       expect(o.status).toBe(502);
-      expect(json(o)).toEqual({ detail: "dial tcp 127.0.0.2:1: connect: connection refused", error: "clef-proxy: upstream unreachable" });
+      expect(json(o)).toEqual({
+        detail: "dial tcp 127.0.0.2:1: connect: connection refused",
+        error: "clef-proxy: upstream unreachable",
+      });
       expect(o.audit[0]).toMatchObject({ status: "tls_error", upstream_status: 502 });
     },
-    improvement: { item: "18.3", ref: (o) => { expect(o.status).toBe(0); expect(o.audit).toEqual([]); } },
+    improvement: {
+      item: "18.3",
+      ref: (o) => {
+        expect(o.status).toBe(0);
+        expect(o.audit).toEqual([]);
+      },
+    },
   });
   scenario({
     name: "metadata address inside a tunnel: 502 and audit, the secret never fetched",
@@ -680,7 +904,13 @@ describe("upstream failures and TLS", () => {
       expect(o.audit[0]).toMatchObject({ status: "tls_error", upstream_status: 502, service: "m" });
       expect(o.agent).toEqual([]);
     },
-    improvement: { item: "18.3 §18.19", ref: (o) => { expect(o.status).toBe(0); expect(o.agent).toEqual(["/v1/secrets/ns/META"]); } },
+    improvement: {
+      item: "18.3 §18.19",
+      ref: (o) => {
+        expect(o.status).toBe(0);
+        expect(o.agent).toEqual(["/v1/secrets/ns/META"]);
+      },
+    },
   });
   scenario({
     name: "upstream certificate not trusted: nothing sent",
@@ -691,7 +921,10 @@ describe("upstream failures and TLS", () => {
       expect(o.upstream).toEqual([]);
       expect(o.audit[0]).toMatchObject({ status: "tls_error", upstream_status: 502 });
     },
-    improvement: { item: "18.2", ref: (o) => expect(hdr(o, "authorization")).toEqual([`Bearer ${SECRETS["ns/UNTR"]}`]) },
+    improvement: {
+      item: "18.2",
+      ref: (o) => expect(hdr(o, "authorization")).toEqual([`Bearer ${SECRETS["ns/UNTR"]}`]),
+    },
   });
 });
 
@@ -715,14 +948,29 @@ describe("responses", () => {
   scenario({
     name: "two Set-Cookie headers both reach the client",
     action: async (w) => {
-      const r = await run(["curl", "-sS", "-D", "-", "-o", "/dev/null", "--proxy", proxyUrl(w.port, w.token), "--cacert", w.caPath, https("api.test", "/cookies")]);
+      const r = await run([
+        "curl",
+        "-sS",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--proxy",
+        proxyUrl(w.port, w.token),
+        "--cacert",
+        w.caPath,
+        https("api.test", "/cookies"),
+      ]);
       return { status: 200, extra: r.stdout.split("\r\n").filter((l) => /^set-cookie:/i.test(l)) };
     },
     check: (o) => expect(o.extra).toEqual(["Set-Cookie: a=1; Path=/", "Set-Cookie: b=2; Path=/"]),
   });
   scenario({
     name: "HEAD keeps Content-Length and has no body",
-    action: tunnelAction(() => `api.test:${up.port}`, () => `HEAD /bytes/1234 HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`),
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () => `HEAD /bytes/1234 HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`,
+    ),
     check: (o) => {
       expect(o.status).toBe(200);
       expect(o.headers!["Content-Length"]).toBe("1234");
@@ -736,20 +984,47 @@ describe("responses", () => {
   });
   scenario({
     name: "204 framing",
-    action: tunnelAction(() => `api.test:${up.port}`, () => `GET /status/204 HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`, { timeoutMs: 800 }),
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () => `GET /status/204 HTTP/1.1\r\nHost: api.test:${up.port}\r\n\r\n`,
+      { timeoutMs: 800 },
+    ),
     check: (o) => {
       expect(o.status).toBe(204);
       expect(o.headers!["Transfer-Encoding"]).toBeUndefined();
       expect(o.body).toBe("");
     },
-    improvement: { item: "18.7", ref: (o) => { expect(o.headers!["Transfer-Encoding"]).toBe("chunked"); expect(o.body).toBe("0\r\n\r\n"); } },
+    improvement: {
+      item: "18.7",
+      ref: (o) => {
+        expect(o.headers!["Transfer-Encoding"]).toBe("chunked");
+        expect(o.body).toBe("0\r\n\r\n");
+      },
+    },
   });
   scenario({
     name: "Content-Encoding passed through untouched (gzip body not decoded)",
     keepAcceptEncoding: true,
     action: async (w) => {
-      const r = await run(["curl", "-sS", "-D", "-", "-o", "-", "-H", "Accept-Encoding: gzip", "--proxy", proxyUrl(w.port, w.token), "--cacert", w.caPath, https("api.test", "/gzip")]);
-      return { status: 200, extra: { ce: /\r\ncontent-encoding: gzip\r\n/i.test(r.stdout), plain: r.stdout.endsWith("hello gzip") } };
+      const r = await run([
+        "curl",
+        "-sS",
+        "-D",
+        "-",
+        "-o",
+        "-",
+        "-H",
+        "Accept-Encoding: gzip",
+        "--proxy",
+        proxyUrl(w.port, w.token),
+        "--cacert",
+        w.caPath,
+        https("api.test", "/gzip"),
+      ]);
+      return {
+        status: 200,
+        extra: { ce: /\r\ncontent-encoding: gzip\r\n/i.test(r.stdout), plain: r.stdout.endsWith("hello gzip") },
+      };
     },
     check: (o) => {
       expect(o.extra).toEqual({ ce: true, plain: false });
@@ -759,13 +1034,22 @@ describe("responses", () => {
   });
   scenario({
     name: "hop-by-hop request headers (Keep-Alive, TE, Connection-named) are not forwarded",
-    action: curlAction(() => https("api.test", "/hop"), ["-H", "Keep-Alive: timeout=5", "-H", "TE: trailers", "-H", "Connection: X-Hop", "-H", "X-Hop: 1"]),
+    action: curlAction(
+      () => https("api.test", "/hop"),
+      ["-H", "Keep-Alive: timeout=5", "-H", "TE: trailers", "-H", "Connection: X-Hop", "-H", "X-Hop: 1"],
+    ),
     check: (o) => {
       expect(hdr(o, "keep-alive")).toEqual([]);
       expect(hdr(o, "te")).toEqual([]);
       expect(hdr(o, "x-hop")).toEqual([]);
     },
-    improvement: { item: "18.8", ref: (o) => { expect(hdr(o, "keep-alive")).toEqual(["timeout=5"]); expect(hdr(o, "x-hop")).toEqual(["1"]); } },
+    improvement: {
+      item: "18.8",
+      ref: (o) => {
+        expect(hdr(o, "keep-alive")).toEqual(["timeout=5"]);
+        expect(hdr(o, "x-hop")).toEqual(["1"]);
+      },
+    },
   });
 });
 
@@ -780,7 +1064,15 @@ function wsExchange(w: World, target: string, request: string, frame: Uint8Array
       raw.off("data", onConnect);
       let got = "";
       let sent = false;
-      const t = tlsConnect({ socket: raw, ca: readFileSync(w.caPath, "utf8"), servername: target.replace(/:\d+$/, ""), ALPNProtocols: ["http/1.1"] }, () => t.write(request));
+      const t = tlsConnect(
+        {
+          socket: raw,
+          ca: readFileSync(w.caPath, "utf8"),
+          servername: target.replace(/:\d+$/, ""),
+          ALPNProtocols: ["http/1.1"],
+        },
+        () => t.write(request),
+      );
       const done = () => resolve(got);
       t.on("data", (d: Buffer) => {
         got += d.toString("latin1");
@@ -809,13 +1101,28 @@ describe("WebSocket", () => {
       // arrive in the same packet as the upgrade request)
       const raw = await wsExchange(w, `api.test:${wsUp.port}`, req, wsClientFrame("hi"));
       const p = parseRaw(raw);
-      const seen = wsUp.upgrades.slice(n).map((h) => h.filter(([k]) => !["x-clef-request-id", "user-agent", "accept", "accept-encoding"].includes(k)).sort());
-      return { status: p.status, extra: { statusLine: p.statusLine, accept: p.headers.find(([k]) => k.toLowerCase() === "sec-websocket-accept")?.[1], echo: wsServerText(raw), seen } };
+      const seen = wsUp.upgrades
+        .slice(n)
+        .map((h) =>
+          h.filter(([k]) => !["x-clef-request-id", "user-agent", "accept", "accept-encoding"].includes(k)).sort(),
+        );
+      return {
+        status: p.status,
+        extra: {
+          statusLine: p.statusLine,
+          accept: p.headers.find(([k]) => k.toLowerCase() === "sec-websocket-accept")?.[1],
+          echo: wsServerText(raw),
+          seen,
+        },
+      };
     },
     check: (o) => {
       expect(o.status).toBe(101);
       expect(o.extra).toMatchObject({ echo: "echo:hi", accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" });
-      expect((o.extra as { seen: Array<Array<[string, string]>> }).seen[0]).toContainEqual(["authorization", `Bearer ${SECRETS["ns/KEY"]}`]);
+      expect((o.extra as { seen: Array<Array<[string, string]>> }).seen[0]).toContainEqual([
+        "authorization",
+        `Bearer ${SECRETS["ns/KEY"]}`,
+      ]);
       expect(o.audit[0]).toMatchObject({ status: "injected", upstream_status: 101 });
     },
   });
@@ -826,10 +1133,22 @@ describe("platform differences (docs/CONTRACT.md §20.5)", () => {
     name: "no Accept from the workload: fetch adds Accept: */* upstream, the reference adds none",
     action: async (w) => {
       const n = up.seen.length;
-      await tunnelAction(() => `api.test:${up.port}`, () => `GET /accept HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`)(w);
-      return { status: 200, extra: up.seen.slice(n).map((x) => x.headers.filter(([k]) => k === "accept" || k === "user-agent")) };
+      await tunnelAction(
+        () => `api.test:${up.port}`,
+        () => `GET /accept HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`,
+      )(w);
+      return {
+        status: 200,
+        extra: up.seen.slice(n).map((x) => x.headers.filter(([k]) => k === "accept" || k === "user-agent")),
+      };
     },
-    check: (o) => expect(o.extra).toEqual([[["accept", "*/*"], ["user-agent", "Go-http-client/1.1"]]]),
+    check: (o) =>
+      expect(o.extra).toEqual([
+        [
+          ["accept", "*/*"],
+          ["user-agent", "Go-http-client/1.1"],
+        ],
+      ]),
     improvement: { item: "20.5", ref: (o) => expect(o.extra).toEqual([[["user-agent", "Go-http-client/1.1"]]]) },
   });
 });
@@ -844,7 +1163,9 @@ describe("agent calls", () => {
     },
     check: (o) => {
       expect(o.agent).toEqual(["/v1/secrets/ns/CACHE"]);
-      expect(o.upstream.map((u) => u.headers.find(([k]) => k === "authorization")?.[1])).toEqual(Array(3).fill(`Bearer ${SECRETS["ns/CACHE"]}`));
+      expect(o.upstream.map((u) => u.headers.find(([k]) => k === "authorization")?.[1])).toEqual(
+        Array(3).fill(`Bearer ${SECRETS["ns/CACHE"]}`),
+      );
     },
     improvement: { item: "18.13", ref: (o) => expect(o.agent).toEqual(Array(3).fill("/v1/secrets/ns/CACHE")) },
   });

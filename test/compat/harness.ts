@@ -18,7 +18,9 @@ import type { Seen, Upstream } from "../helpers/upstream.ts";
 
 export const HAVE_REF = REF_BIN !== null;
 if (!HAVE_REF) {
-  console.warn("NOTICE: reference binary (@clef-sh/proxy-linux-x64) not installed or not runnable here: compat scenarios are SKIPPED");
+  console.warn(
+    "NOTICE: reference binary (@clef-sh/proxy-linux-x64) not installed or not runnable here: compat scenarios are SKIPPED",
+  );
 }
 
 export type Side = "ref" | "ours";
@@ -75,7 +77,13 @@ export interface Observation {
   headers?: Record<string, string>;
   body?: string;
   /** Requests the upstreams received during the action, normalised. */
-  upstream: Array<{ method: string; url: string; headers: Array<[string, string]>; bodyLength: number; bodySha256: string }>;
+  upstream: Array<{
+    method: string;
+    url: string;
+    headers: Array<[string, string]>;
+    bodyLength: number;
+    bodySha256: string;
+  }>;
   /** Audit lines written for the action, normalised. */
   audit: Array<Record<string, unknown>>;
   /** Secret fetches made to the agent during the action (paths). */
@@ -94,7 +102,12 @@ export interface Marks {
 }
 
 export function mark(w: World, ups: Upstream[]): Marks {
-  return { upstream: ups.map((u) => u.seen.length), audit: auditLines(w).length, agent: w.agent.calls.length, stderr: w.proxy.stderr.length };
+  return {
+    upstream: ups.map((u) => u.seen.length),
+    audit: auditLines(w).length,
+    agent: w.agent.calls.length,
+    stderr: w.proxy.stderr.length,
+  };
 }
 
 export function auditLines(w: World): string[] {
@@ -111,7 +124,14 @@ export function normaliseSeen(s: Seen, keepAcceptEncoding = false): Observation[
     // fetch adds `Accept: */*` when the workload sent no Accept (it cannot be removed); curl sends
     // the same value itself. Documented in docs/CONTRACT.md.
     .filter(([k, v]) => !(k === "accept" && v === "*/*"))
-    .map(([k, v]): [string, string] => [k, k === "x-clef-request-id" ? (/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(v) ? "<uuid4>" : `<bad uuid ${v}>`) : v])
+    .map(([k, v]): [string, string] => [
+      k,
+      k === "x-clef-request-id"
+        ? /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(v)
+          ? "<uuid4>"
+          : `<bad uuid ${v}>`
+        : v,
+    ])
     .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
   return { method: s.method, url: s.url, headers, bodyLength: s.bodyLength, bodySha256: s.bodySha256 };
 }
@@ -150,7 +170,12 @@ export async function settle(w: World, m: Marks, expectAudit: number): Promise<v
   await Bun.sleep(expectAudit > 0 ? 30 : 0);
 }
 
-export function collect(w: World, ups: Upstream[], m: Marks, opts: { keepAcceptEncoding?: boolean } = {}): Omit<Observation, "status"> {
+export function collect(
+  w: World,
+  ups: Upstream[],
+  m: Marks,
+  opts: { keepAcceptEncoding?: boolean } = {},
+): Omit<Observation, "status"> {
   const upstream: Observation["upstream"] = [];
   ups.forEach((u, i) => {
     for (const s of u.seen.slice(m.upstream[i])) upstream.push(normaliseSeen(s, opts.keepAcceptEncoding));
@@ -158,13 +183,25 @@ export function collect(w: World, ups: Upstream[], m: Marks, opts: { keepAcceptE
   return {
     upstream,
     audit: auditLines(w).slice(m.audit).map(normaliseAudit),
-    agent: w.agent.calls.slice(m.agent).filter((c) => c.path.includes("/v1/secrets/")).map((c) => c.path),
-    log: w.proxy.stderr.slice(m.stderr).map(logMsg).filter((x): x is string => x !== null),
+    agent: w.agent.calls
+      .slice(m.agent)
+      .filter((c) => c.path.includes("/v1/secrets/"))
+      .map((c) => c.path),
+    log: w.proxy.stderr
+      .slice(m.stderr)
+      .map(logMsg)
+      .filter((x): x is string => x !== null),
   };
 }
 
 /** Parse a raw HTTP/1.x response (the first one in `raw`, after any 1xx). */
-export function parseRaw(raw: string): { status: number; statusLine: string; headers: Array<[string, string]>; body: string; interim: string[] } {
+export function parseRaw(raw: string): {
+  status: number;
+  statusLine: string;
+  headers: Array<[string, string]>;
+  body: string;
+  interim: string[];
+} {
   const interim: string[] = [];
   let rest = raw;
   for (;;) {

@@ -37,20 +37,29 @@ interface Differential {
 }
 
 function differential(name: string, d: Differential): void {
-  test(`${d.improvement ? `[§${d.improvement.item}] ` : ""}${name}`, async () => {
-    const out: Partial<Record<Side, Outcome>> = {};
-    if (d.parallel) await Promise.all(SIDES.map(async ({ side, bin }) => (out[side] = await d.run(bin, side))));
-    else for (const { side, bin } of SIDES) out[side] = await d.run(bin, side);
-    d.check(out.ours!);
-    if (!out.ref) return;
-    if (d.improvement) d.improvement.ref(out.ref);
-    else expect(out.ours).toEqual(out.ref);
-  }, d.timeout ?? 30_000);
+  test(
+    `${d.improvement ? `[§${d.improvement.item}] ` : ""}${name}`,
+    async () => {
+      const out: Partial<Record<Side, Outcome>> = {};
+      if (d.parallel) await Promise.all(SIDES.map(async ({ side, bin }) => (out[side] = await d.run(bin, side))));
+      else for (const { side, bin } of SIDES) out[side] = await d.run(bin, side);
+      d.check(out.ours!);
+      if (!out.ref) return;
+      if (d.improvement) d.improvement.ref(out.ref);
+      else expect(out.ours).toEqual(out.ref);
+    },
+    d.timeout ?? 30_000,
+  );
 }
 
 const norm = (home: string, s: string) => s.replaceAll(home, "<HOME>");
 
-async function cli(bin: string, args: string[], env: Record<string, string | undefined> = {}, home = tempDir("clef-home-")) {
+async function cli(
+  bin: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  home = tempDir("clef-home-"),
+) {
   const r = await runCli(args, { bin, env: { HOME: home, ...env } });
   return { code: r.code, stdout: norm(home, r.stdout.toString("utf8")), stderr: norm(home, r.stderr), home };
 }
@@ -97,7 +106,11 @@ describe("CLI and CA", () => {
       const a = await cli(bin, ["ca", "path"]);
       const xdg = tempDir("clef-xdg-");
       const b = await cli(bin, ["ca", "path"], { XDG_CONFIG_HOME: xdg });
-      return { a: [a.code, a.stdout, a.stderr], b: [b.code, b.stdout.replaceAll(xdg, "<XDG>"), b.stderr], created: existsSync(join(a.home, ".config/clef/proxy")) };
+      return {
+        a: [a.code, a.stdout, a.stderr],
+        b: [b.code, b.stdout.replaceAll(xdg, "<XDG>"), b.stderr],
+        created: existsSync(join(a.home, ".config/clef/proxy")),
+      };
     },
     check: (o) => expect(o.a).toEqual([0, "<HOME>/.config/clef/proxy\n", ""]),
   });
@@ -109,7 +122,12 @@ describe("CLI and CA", () => {
         const dir = join(home, ".config/clef/proxy");
         const pem = readFileSync(join(dir, "ca.crt"), "utf8");
         const der = new X509Certificate(pem).raw;
-        const printed = format === "pem" ? e.stdout.toString() === pem : format === "der" ? e.stdout.equals(der) : e.stdout.toString() === der.toString("base64"); // no newline
+        const printed =
+          format === "pem"
+            ? e.stdout.toString() === pem
+            : format === "der"
+              ? e.stdout.equals(der)
+              : e.stdout.toString() === der.toString("base64"); // no newline
         const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
         const cert = new X509Certificate(pem);
         return {
@@ -121,7 +139,14 @@ describe("CLI and CA", () => {
           ca: cert.ca,
         };
       },
-      check: (o) => expect(o).toMatchObject({ code: 0, printed: true, modes: ["700", "644", "600"], subject: "O=clef-sh\nCN=clef-proxy", ca: true }),
+      check: (o) =>
+        expect(o).toMatchObject({
+          code: 0,
+          printed: true,
+          modes: ["700", "644", "600"],
+          subject: "O=clef-sh\nCN=clef-proxy",
+          ca: true,
+        }),
     });
   }
   differential("ca export --format bogus", {
@@ -136,7 +161,12 @@ describe("CLI and CA", () => {
       const home = tempDir("clef-home-");
       const out = join(home, "exported.pem");
       const r = await cli(bin, ["ca", "export", "--out", out], {}, home);
-      return { code: r.code, stdout: r.stdout, stderr: r.stderr, same: readFileSync(out, "utf8") === readFileSync(join(home, ".config/clef/proxy/ca.crt"), "utf8") };
+      return {
+        code: r.code,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        same: readFileSync(out, "utf8") === readFileSync(join(home, ".config/clef/proxy/ca.crt"), "utf8"),
+      };
     },
     check: (o) => expect(o).toMatchObject({ code: 0, same: true }),
   });
@@ -149,12 +179,20 @@ describe("CLI and CA", () => {
       const same = readFileSync(join(home, ".config/clef/proxy/ca.crt"), "utf8") === before;
       const done = await cli(bin, ["ca", "regenerate", "--confirm"], {}, home);
       const changed = readFileSync(join(home, ".config/clef/proxy/ca.crt"), "utf8") !== before;
-      return { refused: [refused.code, refused.stdout, refused.stderr], same, done: [done.code, done.stdout, done.stderr], changed };
+      return {
+        refused: [refused.code, refused.stdout, refused.stderr],
+        same,
+        done: [done.code, done.stdout, done.stderr],
+        changed,
+      };
     },
     check: (o) => expect(o).toMatchObject({ same: true, changed: true }),
   });
   test.skipIf(!HAVE_REF)("CA interop: a CA dir written by either binary loads unchanged in the other", async () => {
-    for (const [writer, reader] of [[SIDES[0]!.bin, SIDES[1]!.bin], [SIDES[1]!.bin, SIDES[0]!.bin]]) {
+    for (const [writer, reader] of [
+      [SIDES[0]!.bin, SIDES[1]!.bin],
+      [SIDES[1]!.bin, SIDES[0]!.bin],
+    ]) {
       const home = tempDir("clef-home-");
       await cli(writer!, ["ca", "export"], {}, home);
       const pem = readFileSync(join(home, ".config/clef/proxy/ca.crt"), "utf8");
@@ -179,29 +217,71 @@ describe("CLI and CA", () => {
 });
 
 describe("serve: exit codes and startup", () => {
-  async function exitRun(bin: string, opts: { config?: unknown; env?: Record<string, string | undefined>; home?: string; agent?: AgentScript; port?: number }) {
+  async function exitRun(
+    bin: string,
+    opts: {
+      config?: unknown;
+      env?: Record<string, string | undefined>;
+      home?: string;
+      agent?: AgentScript;
+      port?: number;
+    },
+  ) {
     const a = agent(opts.agent ?? {});
     const port = opts.port ?? (await freePort());
-    const p = spawnProxy({ bin, home: opts.home, config: opts.config ?? { listen: { port }, metadata: { proxy_id: "compat" } }, env: { ...agentEnv(a), ...(opts.env ?? {}) } });
+    const p = spawnProxy({
+      bin,
+      home: opts.home,
+      config: opts.config ?? { listen: { port }, metadata: { proxy_id: "compat" } },
+      env: { ...agentEnv(a), ...(opts.env ?? {}) },
+    });
     const code = await Promise.race([p.exited, Bun.sleep(10_000).then(() => -1)]);
     if (code === -1) p.kill("SIGKILL");
     await Bun.sleep(30);
-    return { code, log: serveLog(p, port), deleted: !existsSync(p.configPath), calls: a.calls.map((c) => `${c.method} ${c.path} auth=${c.headers.authorization ? "bearer" : "none"} ua=${c.headers["user-agent"]}`) };
+    return {
+      code,
+      log: serveLog(p, port),
+      deleted: !existsSync(p.configPath),
+      calls: a.calls.map(
+        (c) =>
+          `${c.method} ${c.path} auth=${c.headers.authorization ? "bearer" : "none"} ua=${c.headers["user-agent"]}`,
+      ),
+    };
   }
 
   differential("exit 0 on SIGTERM: startup and shutdown log lines, agent calls, config deleted", {
     run: async (bin) => {
-      const a = agent({ services: manifest([{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/KEY" } }], ["pass.test"]) });
+      const a = agent({
+        services: manifest(
+          [{ name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/KEY" } }],
+          ["pass.test"],
+        ),
+      });
       const port = await freePort();
-      const p = await startProxy({ bin, config: { listen: { port }, metadata: { proxy_id: "compat" }, unknown_field: 1 }, env: agentEnv(a) });
+      const p = await startProxy({
+        bin,
+        config: { listen: { port }, metadata: { proxy_id: "compat" }, unknown_field: 1 },
+        env: agentEnv(a),
+      });
       p.kill("SIGTERM");
       const code = await p.exited;
-      return { code, log: serveLog(p, port), deleted: !existsSync(p.configPath), stdout: p.stdout, calls: a.calls.map((c) => `${c.method} ${c.path} auth=${c.headers.authorization ?? "none"} ua=${c.headers["user-agent"]}`) };
+      return {
+        code,
+        log: serveLog(p, port),
+        deleted: !existsSync(p.configPath),
+        stdout: p.stdout,
+        calls: a.calls.map(
+          (c) => `${c.method} ${c.path} auth=${c.headers.authorization ?? "none"} ua=${c.headers["user-agent"]}`,
+        ),
+      };
     },
     check: (o) => {
       expect(o.code).toBe(0);
       expect((o.log as string[]).at(-1)).toBe('level=INFO msg="clef-proxy stopped"');
-      expect(o.calls).toEqual(["GET /v1/ready auth=none ua=Go-http-client/1.1", "GET /v1/services auth=Bearer agent-token-0123 ua=Go-http-client/1.1"]);
+      expect(o.calls).toEqual([
+        "GET /v1/ready auth=none ua=Go-http-client/1.1",
+        "GET /v1/services auth=Bearer agent-token-0123 ua=Go-http-client/1.1",
+      ]);
     },
   });
   differential("exit 0 on SIGINT", {
@@ -228,7 +308,10 @@ describe("serve: exit codes and startup", () => {
   differential("exit 1: proxy_auth without a colon", {
     run: async (bin) => {
       const port = await freePort();
-      return exitRun(bin, { port, config: { listen: { port }, upstream: { proxy_url: "http://127.0.0.1:1", proxy_auth: "nocolon" } } });
+      return exitRun(bin, {
+        port,
+        config: { listen: { port }, upstream: { proxy_url: "http://127.0.0.1:1", proxy_auth: "nocolon" } },
+      });
     },
     check: (o) => expect(o.code).toBe(1),
   });
@@ -241,7 +324,10 @@ describe("serve: exit codes and startup", () => {
       const dir = tempDir();
       mkdirSync(join(dir, "a.log"));
       const port = await freePort();
-      const r = await exitRun(bin, { port, config: { listen: { port }, audit: { destination: "file", file: join(dir, "a.log") } } });
+      const r = await exitRun(bin, {
+        port,
+        config: { listen: { port }, audit: { destination: "file", file: join(dir, "a.log") } },
+      });
       return { ...r, log: r.log.map((l) => l.replaceAll(dir, "<DIR>")) };
     },
     check: (o) => expect(o.code).toBe(2),
@@ -284,7 +370,10 @@ describe("serve: exit codes and startup", () => {
   differential("exit 6: the port is taken", {
     run: async (bin) => {
       const busy = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-      const r = await exitRun(bin, { port: busy.port, config: { listen: { port: busy.port }, metadata: { proxy_id: "compat" } } });
+      const r = await exitRun(bin, {
+        port: busy.port,
+        config: { listen: { port: busy.port }, metadata: { proxy_id: "compat" } },
+      });
       busy.stop(true);
       return r;
     },
@@ -297,12 +386,22 @@ describe("serve: exit codes and startup", () => {
       const r = await runCli(["serve", "--config", cfg, "--lambda-loopback-only"], { bin });
       return { code: r.code, stderr: r.stderr, deleted: !existsSync(cfg) };
     },
-    check: (o) => expect(o).toEqual({ code: 2, stderr: "clef-proxy serve: --lambda-loopback-only requires AWS_LAMBDA_FUNCTION_NAME\n", deleted: true }),
+    check: (o) =>
+      expect(o).toEqual({
+        code: 2,
+        stderr: "clef-proxy serve: --lambda-loopback-only requires AWS_LAMBDA_FUNCTION_NAME\n",
+        deleted: true,
+      }),
   });
   differential("services that can never work are reported at startup", {
     run: async (bin) => {
       const port = await freePort();
-      const a = agent({ services: manifest([{ name: "bad", host: "b.test", auth: { scheme: "basic", credential: "ns/K" } }, { name: "h", host: "h.test", auth: { scheme: "bearer", credential: "noslash" } }]) });
+      const a = agent({
+        services: manifest([
+          { name: "bad", host: "b.test", auth: { scheme: "basic", credential: "ns/K" } },
+          { name: "h", host: "h.test", auth: { scheme: "bearer", credential: "noslash" } },
+        ]),
+      });
       const p = await startProxy({ bin, config: { listen: { port } }, env: agentEnv(a) });
       p.kill();
       await p.exited;
@@ -317,11 +416,15 @@ describe("Lambda, chaining, audit file, drain", () => {
   let pki: ReturnType<typeof makeTestPki>;
   let up: Upstream;
   const hostsFor = () => ({ "api.test": "127.0.0.2", "plain.test": "127.0.0.2" });
-  const services = () => manifest([
-    { name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } },
-    { name: "pl", host: "plain.test", auth: { scheme: "bearer", credential: "ns/K" } },
-    { name: "ip", host: "127.0.0.2", auth: { scheme: "bearer", credential: "ns/K" } },
-  ], ["pass.test"]);
+  const services = () =>
+    manifest(
+      [
+        { name: "gh", host: "api.test", auth: { scheme: "bearer", credential: "ns/K" } },
+        { name: "pl", host: "plain.test", auth: { scheme: "bearer", credential: "ns/K" } },
+        { name: "ip", host: "127.0.0.2", auth: { scheme: "bearer", credential: "ns/K" } },
+      ],
+      ["pass.test"],
+    );
   const lazy = () => {
     if (!pki) {
       pki = makeTestPki(["api.test", "plain.test", "pass.test"], ["127.0.0.2"]);
@@ -330,58 +433,114 @@ describe("Lambda, chaining, audit file, drain", () => {
     }
   };
 
-  async function oneRequest(bin: string, opts: { args?: string[]; env?: Record<string, string | undefined>; config?: Record<string, unknown>; token?: string; url?: (port: number) => string }) {
+  async function oneRequest(
+    bin: string,
+    opts: {
+      args?: string[];
+      env?: Record<string, string | undefined>;
+      config?: Record<string, unknown>;
+      token?: string;
+      url?: (port: number) => string;
+    },
+  ) {
     lazy();
     const a = agent({ services: services(), secrets: { "ns/K": "lambda-or-chain-secret" } });
     const port = await freePort();
     const cfg = join(tempDir(), "c.json");
     writeFileSync(cfg, JSON.stringify({ listen: { port }, metadata: { proxy_id: "compat" }, ...(opts.config ?? {}) }));
-    const p = await startProxy({ bin, args: ["serve", "--config", cfg, ...(opts.args ?? [])], env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath, ...(opts.env ?? {}) }, hosts: hostsFor() });
+    const p = await startProxy({
+      bin,
+      args: ["serve", "--config", cfg, ...(opts.args ?? [])],
+      env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath, ...(opts.env ?? {}) },
+      hosts: hostsFor(),
+    });
     const ca = join(p.home, ".config/clef/proxy/ca.crt");
     const n = up.seen.length;
-    const r = await curl(port, opts.token ?? "workload-token-xyz", ca, opts.url ? opts.url(port) : `https://api.test:${up.port}/one`);
+    const r = await curl(
+      port,
+      opts.token ?? "workload-token-xyz",
+      ca,
+      opts.url ? opts.url(port) : `https://api.test:${up.port}/one`,
+    );
     const status = r.code === 0 ? parseCurl(r.stdout).status : 0;
     await Bun.sleep(350);
     p.kill();
     await p.exited;
     const audit = p.stdout.filter((l) => l.startsWith("{")).map(normaliseAudit);
-    return { status, audit, upstreamGotSecret: up.seen.slice(n).some((s) => s.headers.some(([k, v]) => k === "authorization" && v === "Bearer lambda-or-chain-secret")), startLambda: serveLog(p)[0]?.includes("lambda=true"), drainLine: serveLog(p).find((l) => l.includes("drain_timeout=")) };
+    return {
+      status,
+      audit,
+      upstreamGotSecret: up.seen
+        .slice(n)
+        .some((s) => s.headers.some(([k, v]) => k === "authorization" && v === "Bearer lambda-or-chain-secret")),
+      startLambda: serveLog(p)[0]?.includes("lambda=true"),
+      drainLine: serveLog(p).find((l) => l.includes("drain_timeout=")),
+    };
   }
 
   differential("Lambda loopback mode (flag): no workload auth, audit auth_mode, drain 1s", {
-    run: (bin) => oneRequest(bin, { args: ["--lambda-loopback-only"], env: { AWS_LAMBDA_FUNCTION_NAME: "fn", CLEF_PROXY_TOKEN: undefined }, token: "anything" }),
+    run: (bin) =>
+      oneRequest(bin, {
+        args: ["--lambda-loopback-only"],
+        env: { AWS_LAMBDA_FUNCTION_NAME: "fn", CLEF_PROXY_TOKEN: undefined },
+        token: "anything",
+      }),
     check: (o) => {
-      expect(o).toMatchObject({ status: 200, upstreamGotSecret: true, startLambda: true, drainLine: 'level=INFO msg="shutdown signal received, draining" drain_timeout=1s' });
+      expect(o).toMatchObject({
+        status: 200,
+        upstreamGotSecret: true,
+        startLambda: true,
+        drainLine: 'level=INFO msg="shutdown signal received, draining" drain_timeout=1s',
+      });
       expect((o.audit as Outcome[])[0]).toMatchObject({ auth_mode: "lambda-loopback", status: "injected" });
     },
   });
   differential("Lambda loopback mode via CLEF_PROXY_LAMBDA_LOOPBACK", {
-    run: (bin) => oneRequest(bin, { env: { AWS_LAMBDA_FUNCTION_NAME: "fn", CLEF_PROXY_LAMBDA_LOOPBACK: "1" }, token: "wrong" }),
+    run: (bin) =>
+      oneRequest(bin, { env: { AWS_LAMBDA_FUNCTION_NAME: "fn", CLEF_PROXY_LAMBDA_LOOPBACK: "1" }, token: "wrong" }),
     check: (o) => expect(o).toMatchObject({ status: 200, upstreamGotSecret: true }),
     // the reference ignores the variable: the CONNECT gets a 407 and curl gives up
-    improvement: { item: "18.9", ref: (o) => expect(o).toMatchObject({ status: 0, upstreamGotSecret: false, audit: [] }) },
+    improvement: {
+      item: "18.9",
+      ref: (o) => expect(o).toMatchObject({ status: 0, upstreamGotSecret: false, audit: [] }),
+    },
   });
   differential("config lambda_loopback_only under Lambda", {
-    run: (bin) => oneRequest(bin, { config: { lambda_loopback_only: true }, env: { AWS_LAMBDA_FUNCTION_NAME: "fn" }, token: "wrong" }),
+    run: (bin) =>
+      oneRequest(bin, {
+        config: { lambda_loopback_only: true },
+        env: { AWS_LAMBDA_FUNCTION_NAME: "fn" },
+        token: "wrong",
+      }),
     check: (o) => expect(o).toMatchObject({ status: 200, upstreamGotSecret: true }),
   });
   for (const auth of [null, "corp:s3cret"]) {
-    test.skipIf(!haveTinyproxy)(`upstream proxy chaining through tinyproxy ${auth ? "with" : "without"} Basic auth: same answer and audit`, async () => {
-      const out: Partial<Record<Side, Outcome>> = {};
-      for (const { side, bin } of SIDES) {
-        const tp = await startTinyproxy(auth, hostsFor());
-        const upstream: Record<string, unknown> = { proxy_url: `http://127.0.0.1:${tp.port}`, ...(auth ? { proxy_auth: auth } : {}) };
-        // tinyproxy resolves the test names through the same private /etc/hosts: the reference asks
-        // it for `api.test:<port>`, ours for the address it vetted (§18.11)
-        lazy();
-        out[side] = await oneRequest(bin, { config: { upstream } });
-        const log = await Bun.file(tp.log).text().catch(() => "");
-        out[side]!.connectSeenByCorp = log.includes(`CONNECT ${side === "ours" ? "127.0.0.2" : "api.test"}:${up.port}`);
-        tp.stop();
-      }
-      expect(out.ours).toMatchObject({ status: 200, upstreamGotSecret: true, connectSeenByCorp: true });
-      if (out.ref) expect(out.ours).toEqual(out.ref);
-    });
+    test.skipIf(!haveTinyproxy)(
+      `upstream proxy chaining through tinyproxy ${auth ? "with" : "without"} Basic auth: same answer and audit`,
+      async () => {
+        const out: Partial<Record<Side, Outcome>> = {};
+        for (const { side, bin } of SIDES) {
+          const tp = await startTinyproxy(auth, hostsFor());
+          const upstream: Record<string, unknown> = {
+            proxy_url: `http://127.0.0.1:${tp.port}`,
+            ...(auth ? { proxy_auth: auth } : {}),
+          };
+          // tinyproxy resolves the test names through the same private /etc/hosts: the reference asks
+          // it for `api.test:<port>`, ours for the address it vetted (§18.11)
+          lazy();
+          out[side] = await oneRequest(bin, { config: { upstream } });
+          const log = await Bun.file(tp.log)
+            .text()
+            .catch(() => "");
+          out[side]!.connectSeenByCorp = log.includes(
+            `CONNECT ${side === "ours" ? "127.0.0.2" : "api.test"}:${up.port}`,
+          );
+          tp.stop();
+        }
+        expect(out.ours).toMatchObject({ status: 200, upstreamGotSecret: true, connectSeenByCorp: true });
+        if (out.ref) expect(out.ours).toEqual(out.ref);
+      },
+    );
   }
   differential("audit file rotation at max_size_mb, max_files kept, names", {
     timeout: 60_000,
@@ -390,13 +549,31 @@ describe("Lambda, chaining, audit file, drain", () => {
       const port = await freePort();
       const dir = tempDir("clef-audit-");
       const file = join(dir, "audit.log");
-      const p = await startProxy({ bin, config: { listen: { port }, metadata: { proxy_id: "compat" }, audit: { destination: "file", file, max_size_mb: 1, max_files: 2 } }, env: agentEnv(a) });
+      const p = await startProxy({
+        bin,
+        config: {
+          listen: { port },
+          metadata: { proxy_id: "compat" },
+          audit: { destination: "file", file, max_size_mb: 1, max_files: 2 },
+        },
+        env: agentEnv(a),
+      });
       const ca = await Bun.file(join(p.home, ".config/clef/proxy/ca.crt")).text();
       // ≈2.6 MiB of denied-request lines: 3 batches of pipelined requests in tunnels
       const one = `GET /${"p".repeat(200)} HTTP/1.1\r\nHost: deny.test\r\n\r\n`;
       const last = one.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
       const answered = (n: number) => (s: string) => s.split("HTTP/1.1 403 ").length - 1 >= n;
-      for (let b = 0; b < 3; b++) await tunnelExchange(port, "workload-token-xyz", "deny.test:443", ca, "deny.test", one.repeat(2699) + last, 20_000, answered(2700));
+      for (let b = 0; b < 3; b++)
+        await tunnelExchange(
+          port,
+          "workload-token-xyz",
+          "deny.test:443",
+          ca,
+          "deny.test",
+          one.repeat(2699) + last,
+          20_000,
+          answered(2700),
+        );
       await Bun.sleep(600);
       p.kill();
       await p.exited;
@@ -404,19 +581,47 @@ describe("Lambda, chaining, audit file, drain", () => {
       const lines = files.map((f) => readFileSync(join(dir, f), "utf8").split("\n").filter(Boolean).length);
       const total = lines.reduce((x, y) => x + y, 0);
       // rotation happens before a write once the size reached the cap: a file exceeds it by less than one line
-      const longest = Math.max(...files.flatMap((f) => readFileSync(join(dir, f), "utf8").split("\n").map((l) => l.length + 1)));
+      const longest = Math.max(
+        ...files.flatMap((f) =>
+          readFileSync(join(dir, f), "utf8")
+            .split("\n")
+            .map((l) => l.length + 1),
+        ),
+      );
       const withinCap = files.every((f) => statSync(join(dir, f)).size < 1024 * 1024 + longest);
-      const rotatedFull = files.filter((f) => f !== "audit.log").every((f) => statSync(join(dir, f)).size >= 1024 * 1024);
-      return { names: files, withinCap, rotatedFull, mode: (statSync(file).mode & 0o777).toString(8), moreThanTwoMiB: files.reduce((n, f) => n + statSync(join(dir, f)).size, 0) > 2 * 1024 * 1024, lines: total > 0 };
+      const rotatedFull = files
+        .filter((f) => f !== "audit.log")
+        .every((f) => statSync(join(dir, f)).size >= 1024 * 1024);
+      return {
+        names: files,
+        withinCap,
+        rotatedFull,
+        mode: (statSync(file).mode & 0o777).toString(8),
+        moreThanTwoMiB: files.reduce((n, f) => n + statSync(join(dir, f)).size, 0) > 2 * 1024 * 1024,
+        lines: total > 0,
+      };
     },
-    check: (o) => expect(o).toEqual({ names: ["audit.log", "audit.log.1", "audit.log.2"], withinCap: true, rotatedFull: true, mode: "640", moreThanTwoMiB: true, lines: true }),
+    check: (o) =>
+      expect(o).toEqual({
+        names: ["audit.log", "audit.log.1", "audit.log.2"],
+        withinCap: true,
+        rotatedFull: true,
+        mode: "640",
+        moreThanTwoMiB: true,
+        lines: true,
+      }),
   });
   differential("SIGTERM with a request in flight inside a tunnel", {
     run: async (bin) => {
       lazy();
       const a = agent({ services: services(), secrets: { "ns/K": "drain-secret" } });
       const port = await freePort();
-      const p = await startProxy({ bin, config: { listen: { port } }, env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath }, hosts: hostsFor() });
+      const p = await startProxy({
+        bin,
+        config: { listen: { port } },
+        env: { ...agentEnv(a), SSL_CERT_FILE: pki.caPath },
+        hosts: hostsFor(),
+      });
       const ca = join(p.home, ".config/clef/proxy/ca.crt");
       const n = up.seen.length;
       const inflight = curl(port, "workload-token-xyz", ca, `https://api.test:${up.port}/slow/1200`);
@@ -424,7 +629,11 @@ describe("Lambda, chaining, audit file, drain", () => {
       p.kill("SIGTERM");
       const code = await p.exited;
       const r = await inflight;
-      return { code, status: r.code === 0 ? parseCurl(r.stdout).status : 0, audit: p.stdout.filter((l) => l.startsWith("{")).length };
+      return {
+        code,
+        status: r.code === 0 ? parseCurl(r.stdout).status : 0,
+        audit: p.stdout.filter((l) => l.startsWith("{")).length,
+      };
     },
     check: (o) => expect(o).toEqual({ code: 0, status: 200, audit: 1 }),
     improvement: { item: "18.4", ref: (o) => expect(o).toEqual({ code: 0, status: 0, audit: 0 }) },

@@ -34,7 +34,14 @@ export interface Agent {
 }
 
 export function manifest(services: unknown[], passthrough: string[] = [], extra: Record<string, unknown> = {}) {
-  return { schema_version: 1, identity: "myid", environment: "prod", services, passthrough_hosts: passthrough, ...extra };
+  return {
+    schema_version: 1,
+    identity: "myid",
+    environment: "prod",
+    services,
+    passthrough_hosts: passthrough,
+    ...extra,
+  };
 }
 
 export function startAgent(script: AgentScript = {}): Agent {
@@ -47,7 +54,12 @@ export function startAgent(script: AgentScript = {}): Agent {
     tls: script.tls,
     async fetch(req) {
       const u = new URL(req.url);
-      const call: AgentCall = { method: req.method, path: u.pathname + u.search, headers: Object.fromEntries(req.headers), at: Date.now() };
+      const call: AgentCall = {
+        method: req.method,
+        path: u.pathname + u.search,
+        headers: Object.fromEntries(req.headers),
+        at: Date.now(),
+      };
       calls.push(call);
       const path = u.pathname;
       if (path.endsWith("/v1/ready")) {

@@ -12,7 +12,8 @@ export function hostTarget(): string {
 }
 
 export const OUR_BIN: string =
-  process.env.CLEF_PROXY_BIN ?? join(ROOT, "bin", `clef-proxy-${hostTarget()}${process.platform === "win32" ? ".exe" : ""}`);
+  process.env.CLEF_PROXY_BIN ??
+  join(ROOT, "bin", `clef-proxy-${hostTarget()}${process.platform === "win32" ? ".exe" : ""}`);
 
 /** The Go reference binary (the oracle), when installed and runnable here; else null. */
 export const REF_BIN: string | null = (() => {

@@ -9,7 +9,10 @@ export interface RunResult {
   stderr: string;
 }
 
-export async function run(argv: string[], opts: { env?: Record<string, string>; stdin?: string; cwd?: string } = {}): Promise<RunResult> {
+export async function run(
+  argv: string[],
+  opts: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
+): Promise<RunResult> {
   const p = Bun.spawn(argv, {
     env: opts.env ?? (process.env as Record<string, string>),
     stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
@@ -17,7 +20,11 @@ export async function run(argv: string[], opts: { env?: Record<string, string>; 
     stderr: "pipe",
     cwd: opts.cwd,
   });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
   return { code, stdout, stderr };
 }
 
@@ -26,8 +33,26 @@ export function proxyUrl(port: number, token: string, user = "u"): string {
 }
 
 /** curl through the proxy; returns the full response (-i) on stdout. */
-export function curl(port: number, token: string, caPath: string, url: string, extra: string[] = []): Promise<RunResult> {
-  return run(["curl", "-sS", "-i", "--max-time", "20", "--proxy", proxyUrl(port, token), "--cacert", caPath, ...extra, url]);
+export function curl(
+  port: number,
+  token: string,
+  caPath: string,
+  url: string,
+  extra: string[] = [],
+): Promise<RunResult> {
+  return run([
+    "curl",
+    "-sS",
+    "-i",
+    "--max-time",
+    "20",
+    "--proxy",
+    proxyUrl(port, token),
+    "--cacert",
+    caPath,
+    ...extra,
+    url,
+  ]);
 }
 
 /** Parse `curl -i` output: last status/headers block and body. */
@@ -116,7 +141,14 @@ export function tunnelExchange(
 }
 
 /** Open a CONNECT tunnel (with auth) and, once it is established, send cleartext bytes through it. */
-export function plainTunnelExchange(port: number, token: string, connectTarget: string, data: string, timeoutMs = 3000, until?: (answer: string) => boolean): Promise<string> {
+export function plainTunnelExchange(
+  port: number,
+  token: string,
+  connectTarget: string,
+  data: string,
+  timeoutMs = 3000,
+  until?: (answer: string) => boolean,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = netConnect(port, "127.0.0.1", () => {
       s.write(connectRequest(connectTarget, token));

@@ -55,7 +55,17 @@ export function writeHostsFile(hosts: Record<string, string>, dir = tempDir("cle
 export function withHosts(hosts: Record<string, string> | undefined, argv: string[]): string[] {
   if (!hosts || Object.keys(hosts).length === 0) return argv;
   const file = writeHostsFile(hosts);
-  return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', file, ...argv];
+  return [
+    "unshare",
+    "-m",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    file,
+    ...argv,
+  ];
 }
 
 function collect(stream: ReadableStream<Uint8Array>, lines: string[], raw: Uint8Array[], onLine: () => void): void {
@@ -123,7 +133,12 @@ export function spawnProxy(opts: SpawnOptions = {}): ProxyProcess {
             const v2 = check();
             cleanup();
             if (v2 !== undefined) resolve(v2);
-            else reject(new Error(`process exited (${proc.exitCode}) before ${what}\nstderr:\n${stderr.join("\n")}\nstdout:\n${stdout.join("\n")}`));
+            else
+              reject(
+                new Error(
+                  `process exited (${proc.exitCode}) before ${what}\nstderr:\n${stderr.join("\n")}\nstdout:\n${stdout.join("\n")}`,
+                ),
+              );
           }, 50);
         }
       };
@@ -149,7 +164,8 @@ export function spawnProxy(opts: SpawnOptions = {}): ProxyProcess {
     stderr,
     stdoutBytes: () => Buffer.concat(rawOut),
     exited,
-    waitForStderr: (re, timeoutMs = 15000) => waitUntil(() => stderr.find((l) => re.test(l)), timeoutMs, `stderr ${re}`),
+    waitForStderr: (re, timeoutMs = 15000) =>
+      waitUntil(() => stderr.find((l) => re.test(l)), timeoutMs, `stderr ${re}`),
     waitForStdoutLines: (n, timeoutMs = 15000) =>
       waitUntil(() => (stdout.length >= n ? stdout.slice(0, n) : undefined), timeoutMs, `${n} stdout lines`),
     kill: (signal = "SIGTERM") => {
@@ -182,13 +198,22 @@ export interface CliResult {
 }
 
 /** Run a CLI invocation to completion with a clean env (HOME = fresh temp dir unless given). */
-export async function runCli(args: string[], opts: { bin?: string; env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  opts: { bin?: string; env?: Record<string, string | undefined>; cwd?: string } = {},
+): Promise<CliResult> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tempDir("clef-home-") };
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  const proc = Bun.spawn([opts.bin ?? OUR_BIN, ...args], { env, cwd: opts.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([opts.bin ?? OUR_BIN, ...args], {
+    env,
+    cwd: opts.cwd,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).arrayBuffer(),
     new Response(proc.stderr).text(),

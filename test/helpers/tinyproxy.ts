@@ -10,7 +10,10 @@ export const haveTinyproxy = (() => {
 if (!haveTinyproxy) console.warn("NOTICE: tinyproxy not installed; chained-proxy tests skipped (CI installs it)");
 
 /** `hosts`: names the corporate proxy resolves (a private /etc/hosts, as for the proxy under test). */
-export async function startTinyproxy(auth: string | null, hosts?: Record<string, string>): Promise<{ port: number; log: string; stop(): void }> {
+export async function startTinyproxy(
+  auth: string | null,
+  hosts?: Record<string, string>,
+): Promise<{ port: number; log: string; stop(): void }> {
   const dir = tempDir("clef-tinyproxy-");
   const port = await freePort();
   const log = join(dir, "tp.log");
@@ -25,12 +28,17 @@ export async function startTinyproxy(auth: string | null, hosts?: Record<string,
     ...(auth ? [`BasicAuth ${auth.replace(":", " ")}`] : []),
   ].join("\n");
   writeFileSync(join(dir, "tp.conf"), conf + "\n");
-  const proc = Bun.spawn(withHosts(hosts, ["tinyproxy", "-d", "-c", join(dir, "tp.conf")]), { stdout: "ignore", stderr: "ignore" });
+  const proc = Bun.spawn(withHosts(hosts, ["tinyproxy", "-d", "-c", join(dir, "tp.conf")]), {
+    stdout: "ignore",
+    stderr: "ignore",
+  });
   for (let i = 0; i < 100; i++) {
-    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => (s.end(), true), () => false);
+    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+      (s) => (s.end(), true),
+      () => false,
+    );
     if (ok) break;
     await Bun.sleep(50);
   }
   return { port, log, stop: () => proc.kill() };
 }
-

@@ -49,13 +49,20 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
       const u = new URL(req.url);
       const hash = createHash("sha256");
       let len = 0;
-      if (req.body) for await (const c of req.body) {
-        hash.update(c);
-        len += c.byteLength;
-      }
+      if (req.body)
+        for await (const c of req.body) {
+          hash.update(c);
+          len += c.byteLength;
+        }
       const headers: Array<[string, string]> = [];
       req.headers.forEach((v, k) => headers.push([k, v]));
-      const s: Seen = { method: req.method, url: u.pathname + u.search, headers, bodyLength: len, bodySha256: hash.digest("hex") };
+      const s: Seen = {
+        method: req.method,
+        url: u.pathname + u.search,
+        headers,
+        bodyLength: len,
+        bodySha256: hash.digest("hex"),
+      };
       seen.push(s);
       const p = u.pathname;
       let m: RegExpMatchArray | null;
@@ -88,40 +95,51 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
           { headers: { "content-type": "text/event-stream" } },
         );
       }
-      if ((m = p.match(/^\/bytes\/(\d+)$/))) return new Response(pattern(Number(m[1])), { headers: { "content-type": "application/octet-stream" } });
+      if ((m = p.match(/^\/bytes\/(\d+)$/)))
+        return new Response(pattern(Number(m[1])), { headers: { "content-type": "application/octet-stream" } });
       if ((m = p.match(/^\/stream\/(\d+)$/))) {
         const total = Number(m[1]);
         const full = pattern(total);
         let off = 0;
-        return new Response(new ReadableStream({
-          pull(c) {
-            if (off >= total) return c.close();
-            const n = Math.min(65536, total - off);
-            c.enqueue(full.subarray(off, off + n));
-            off += n;
-          },
-        }), { headers: { "content-type": "application/octet-stream" } });
+        return new Response(
+          new ReadableStream({
+            pull(c) {
+              if (off >= total) return c.close();
+              const n = Math.min(65536, total - off);
+              c.enqueue(full.subarray(off, off + n));
+              off += n;
+            },
+          }),
+          { headers: { "content-type": "application/octet-stream" } },
+        );
       }
       if ((m = p.match(/^\/zeros\/(\d+)$/))) {
         let left = Number(m[1]);
         const zeros = new Uint8Array(256 * 1024);
-        return new Response(new ReadableStream({
-          pull(c) {
-            if (left <= 0) return c.close();
-            const n = Math.min(zeros.byteLength, left);
-            c.enqueue(n === zeros.byteLength ? zeros : zeros.subarray(0, n));
-            left -= n;
-          },
-        }), { headers: { "content-type": "application/octet-stream", "content-length": m[1]! } });
+        return new Response(
+          new ReadableStream({
+            pull(c) {
+              if (left <= 0) return c.close();
+              const n = Math.min(zeros.byteLength, left);
+              c.enqueue(n === zeros.byteLength ? zeros : zeros.subarray(0, n));
+              left -= n;
+            },
+          }),
+          { headers: { "content-type": "application/octet-stream", "content-length": m[1]! } },
+        );
       }
-      if ((m = p.match(/^\/status\/(\d+)$/))) return new Response(null, { status: Number(m[1]), headers: { "x-a": "1" } });
+      if ((m = p.match(/^\/status\/(\d+)$/)))
+        return new Response(null, { status: Number(m[1]), headers: { "x-a": "1" } });
       if (p === "/cookies") {
         const h = new Headers();
         h.append("set-cookie", "a=1; Path=/");
         h.append("set-cookie", "b=2; Path=/");
         return new Response("ok", { headers: h });
       }
-      if (p === "/gzip") return new Response(Bun.gzipSync(new TextEncoder().encode("hello gzip")), { headers: { "content-encoding": "gzip", "content-type": "text/plain" } });
+      if (p === "/gzip")
+        return new Response(Bun.gzipSync(new TextEncoder().encode("hello gzip")), {
+          headers: { "content-encoding": "gzip", "content-type": "text/plain" },
+        });
       if ((m = p.match(/^\/slow\/(\d+)$/))) {
         await Bun.sleep(Number(m[1]));
         return Response.json(s);
@@ -142,7 +160,11 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
 }
 
 /** A WebSocket echo upstream (TLS when `pki`): records each upgrade request's headers; echoes text frames prefixed "echo:". */
-export function startWsUpstream(opts: { hostname?: string; pki?: TestPki } = {}): { port: number; upgrades: Array<Array<[string, string]>>; stop(): void } {
+export function startWsUpstream(opts: { hostname?: string; pki?: TestPki } = {}): {
+  port: number;
+  upgrades: Array<Array<[string, string]>>;
+  stop(): void;
+} {
   const upgrades: Array<Array<[string, string]>> = [];
   const server = Bun.serve({
     hostname: opts.hostname ?? "127.0.0.1",
