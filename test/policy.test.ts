@@ -3,14 +3,9 @@
 import { describe, expect, test } from "bun:test";
 import { formatGoDuration, parseGoDuration } from "../src/config/duration.ts";
 import { parseConfig } from "../src/config/load.ts";
-import {
-  applyInjection,
-  canonicalHeaderName,
-  checkServices,
-  parseHandle,
-  setQueryParam,
-  stripHopByHop,
-} from "../src/inject/index.ts";
+import { applyInjection, checkServices, parseHandle, setQueryParam } from "../src/inject/index.ts";
+import { canonicalHeaderName } from "../src/http/headers.ts";
+import { stripHopByHop } from "../src/http/hop-by-hop.ts";
 import { canonicalHost, createMatcher, effectiveHost, splitAuthority } from "../src/match/index.ts";
 import { blockReason, cachedResolver, resolveAndVet } from "../src/netguard/index.ts";
 import type { Service } from "../src/agent/types.ts";

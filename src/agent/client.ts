@@ -1,7 +1,7 @@
 // The agent client (docs/CONTRACT.md §5, §6): readiness poll, the services manifest (once, at
 // startup), and secrets on demand with a short in-memory cache (§18.13).
 import * as v from "valibot";
-import { GoJsonError, parseGoJson } from "../config/gojson.ts";
+import { GoJsonError, parseGoJson } from "../gojson/decode.ts";
 import { goUrlParseError } from "../config/load.ts";
 import { CredentialError, type CredentialSource, type Manifest } from "./types.ts";
 

@@ -7,7 +7,7 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import * as v from "valibot";
 import { formatGoDuration, parseGoDuration } from "./duration.ts";
-import { type JNode, GoJsonError, kindName, member, parseGoJson } from "./gojson.ts";
+import { type JNode, GoJsonError, kindName, member, parseGoJson } from "../gojson/decode.ts";
 import type { Config } from "./types.ts";
 
 /** `message` is the full line the CLI prints (already framed `clef-proxy serve: …`); exit code 2. */

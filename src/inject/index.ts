@@ -1,15 +1,12 @@
-// Credential handles, injection and request-header hygiene (docs/CONTRACT.md §6, §9, §18.5,
-// §18.6, §18.8, §18.10).
+// Credential handles and injection (docs/CONTRACT.md §6, §9, §18.5, §18.6, §18.10).
 //
 //   parseHandle("ns/KEY")                      → {namespace, key} | throws HandleError (500 or 502)
 //   applyInjection(service, secret, headers, target) → {headers, target, injectionPoint, overwrote}
 //                                                | throws InjectError (500; message is the body's error)
-//   stripHopByHop(headers, {upgrade})          → headers without hop-by-hop fields
 //   checkServices(manifest)                    → startup warnings for unusable services
 // Header lists are Array<[name, value]> in wire order. No error message ever contains the secret.
 import type { Manifest, Service } from "../agent/types.ts";
-
-export type Headers = Array<[string, string]>;
+import { canonicalHeaderName, FIELD_VALUE, getHeader, type Headers, setHeader, TOKEN } from "../http/headers.ts";
 
 export class HandleError extends Error {
   constructor(
@@ -24,11 +21,6 @@ export class HandleError extends Error {
 export class InjectError extends Error {}
 
 const IDENT = /^[A-Za-z0-9_-]+$/;
-/** RFC 9110 token. */
-export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A valid field value: no CR, LF or NUL (other CTLs are tolerated like Go's httpguts, except DEL/0-31 but HTAB). */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\uffff]*$/;
-
 export function parseHandle(handle: string): { namespace: string; key: string } {
   const i = handle.indexOf("/");
   if (i <= 0 || i === handle.length - 1) {
@@ -39,44 +31,6 @@ export function parseHandle(handle: string): { namespace: string; key: string } 
   if (!IDENT.test(namespace)) throw new HandleError(`agent: invalid namespace ${JSON.stringify(namespace)}`, 502);
   if (!IDENT.test(key)) throw new HandleError(`agent: invalid key ${JSON.stringify(key)}`, 502);
   return { namespace, key };
-}
-
-/** Go textproto.CanonicalMIMEHeaderKey. */
-export function canonicalHeaderName(name: string): string {
-  if (!TOKEN.test(name)) return name;
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
-}
-
-export function getHeader(h: Headers, name: string): string | undefined {
-  const n = name.toLowerCase();
-  for (const [k, v] of h) if (k.toLowerCase() === n) return v;
-  return undefined;
-}
-
-export function getHeaders(h: Headers, name: string): string[] {
-  const n = name.toLowerCase();
-  return h.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
-}
-
-export function deleteHeader(h: Headers, name: string): Headers {
-  const n = name.toLowerCase();
-  return h.filter(([k]) => k.toLowerCase() !== n);
-}
-
-/** Replace every value of `name` by one (kept at the first occurrence's position, else appended). */
-export function setHeader(h: Headers, name: string, value: string): Headers {
-  const n = name.toLowerCase();
-  const out: Headers = [];
-  let placed = false;
-  for (const [k, v] of h) {
-    if (k.toLowerCase() !== n) out.push([k, v]);
-    else if (!placed) {
-      out.push([name, value]);
-      placed = true;
-    }
-  }
-  if (!placed) out.push([name, value]);
-  return out;
 }
 
 /** Go url.QueryEscape. */
@@ -174,22 +128,6 @@ export function applyInjection(service: Service, secret: string, headers: Header
     default:
       throw new InjectError(`clef-proxy: inject: unsupported scheme ${JSON.stringify(a.scheme)}`);
   }
-}
-
-const HOP_BY_HOP = ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection"];
-
-/** §18.8: drop hop-by-hop fields (and those named by Connection), Proxy-*, X-Clef-Service. */
-export function stripHopByHop(headers: Headers, opts: { upgrade?: boolean } = {}): Headers {
-  const named = new Set<string>();
-  for (const v of getHeaders(headers, "connection"))
-    for (const t of v.split(",")) if (t.trim()) named.add(t.trim().toLowerCase());
-  return headers.filter(([k]) => {
-    const n = k.toLowerCase();
-    if (opts.upgrade && (n === "upgrade" || n === "connection")) return true;
-    if (HOP_BY_HOP.includes(n) || n.startsWith("proxy-") || n === "x-clef-service") return false;
-    if (named.has(n) && !(opts.upgrade && n === "upgrade")) return false;
-    return true;
-  });
 }
 
 /** §18.10: reasons a service can never work; one WARN line each at startup. */

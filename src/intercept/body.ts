@@ -2,7 +2,7 @@
 // through as they arrive; chunked bodies are decoded strictly (CRLF only, hex sizes) and forwarded
 // de-chunked (the forwarder re-frames). Bytes past the body stay in the connection (pipelining).
 import type { Conn } from "./conn.ts";
-import type { Framing } from "./http1.ts";
+import type { Framing } from "../http/h1-request.ts";
 import { IDLE_TIMEOUT_MS } from "./limits.ts";
 
 export class BodyError extends Error {}

@@ -2,20 +2,12 @@
 // one-host rule → match → (service: handle → netguard → secret → inject) → forward → respond → audit.
 import { randomUUID } from "node:crypto";
 import { CredentialError } from "../agent/types.ts";
-import { goJsonEncode, nowNs } from "../audit/encode.ts";
+import { nowNs } from "../audit/encode.ts";
+import { goJsonEncode } from "../gojson/encode.ts";
 import type { AuditEntry, AuditStatus } from "../audit/types.ts";
-import {
-  applyInjection,
-  deleteHeader,
-  getHeader,
-  getHeaders,
-  type Headers,
-  type HandleError,
-  InjectError,
-  parseHandle,
-  setHeader,
-  stripHopByHop,
-} from "../inject/index.ts";
+import { applyInjection, type HandleError, InjectError, parseHandle } from "../inject/index.ts";
+import { deleteHeader, getHeader, getHeaders, type Headers, setHeader } from "../http/headers.ts";
+import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { info } from "../log/slog.ts";
 import { type Authority, createMatcher, effectiveHost, type Matcher, splitAuthority } from "../match/index.ts";
 import { ambiguousBody, denyBody, misdirectedBody } from "../match/responses.ts";
@@ -24,7 +16,7 @@ import { BodyError, BodyReader } from "./body.ts";
 import type { Conn } from "./conn.ts";
 import type { Forwarder, UpstreamResponse } from "./forward-types.ts";
 import { UpstreamError } from "./forward-types.ts";
-import type { RequestHead } from "./http1.ts";
+import type { RequestHead } from "../http/h1-request.ts";
 import { MAX_DISCARD_BYTES } from "./limits.ts";
 import { announceClose, jsonResponse, writeUpstreamResponse } from "./respond.ts";
 import type { InterceptDeps } from "./types.ts";

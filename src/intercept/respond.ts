@@ -1,6 +1,6 @@
 // Writing responses to the workload (docs/CONTRACT.md §10, §18.7, §18.8): status and headers as the
 // upstream sent them (minus hop-by-hop fields), correct framing, bodies streamed with back-pressure.
-import { canonicalHeaderName } from "../inject/index.ts";
+import { canonicalHeaderName } from "../http/headers.ts";
 import type { Conn } from "./conn.ts";
 import type { UpstreamResponse } from "./forward-types.ts";
 

@@ -8,7 +8,7 @@
 //      the end of its body and the client connection is closed.
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { canonicalHeaderName } from "../inject/index.ts";
+import { canonicalHeaderName } from "../http/headers.ts";
 import type { ProxyChoice } from "./chain.ts";
 import { type ByteDuplex, type UpstreamRequest, UpstreamError } from "./forward-types.ts";
 import {

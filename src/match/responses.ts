@@ -1,5 +1,5 @@
 // The JSON bodies the workload gets for matching decisions (docs/CONTRACT.md §8, §18.1).
-import { goJsonEncode } from "../audit/encode.ts";
+import { goJsonEncode } from "../gojson/encode.ts";
 
 export const denyBody = (host: string): string =>
   goJsonEncode({ error: `host ${JSON.stringify(host)} not in clef-proxy manifest`, host });

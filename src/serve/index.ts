@@ -11,7 +11,7 @@ import { CAError, createLeafMinter, defaultPaths, loadOrCreateCA, resolveCADir }
 import { ConfigError, loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { checkServices } from "../inject/index.ts";
-import { BindError, bindListener, InterceptInitError } from "../intercept/index.ts";
+import { BindError, bindListener, InterceptInitError } from "../intercept/listener.ts";
 import { error, info, warn } from "../log/slog.ts";
 import { VERSION } from "../version.ts";
 

@@ -1,7 +1,7 @@
 // Strict HTTP/1.1 request-head parsing (RFC 9112), used on the listener and inside tunnels alike
 // (docs/CONTRACT.md §7, §18.17): CRLF line endings only, no obs-fold, token field names, no CTLs in
 // values, one Host, unambiguous body framing. Anything else is an error status, never a guess.
-import type { Headers } from "../inject/index.ts";
+import type { Headers } from "./headers.ts";
 
 export type Framing = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" };
 

@@ -2,12 +2,12 @@
 // minted leaf, HTTP/1.1 request loops on the listener and inside tunnels, drain.
 import type { TCPSocketListener } from "bun";
 import { createHash, timingSafeEqual } from "node:crypto";
-import { getHeader } from "../inject/index.ts";
+import { getHeader } from "../http/headers.ts";
 import { warn } from "../log/slog.ts";
 import { canonicalHost, splitAuthority } from "../match/index.ts";
 import { Conn, type ConnData, TimeoutError } from "./conn.ts";
 import { createForwarder } from "./forward.ts";
-import { errorResponse, parseHead, type RequestHead } from "./http1.ts";
+import { errorResponse, parseHead, type RequestHead } from "../http/h1-request.ts";
 import {
   HEAD_TIMEOUT_MS,
   IDLE_TIMEOUT_MS,

@@ -1,0 +1,19 @@
+// Hop-by-hop header fields (RFC 9110 §7.6.1, docs/CONTRACT.md §18.8): they describe one connection,
+// so the proxy removes them — and every field the Connection header names — before forwarding.
+import { getHeaders, type Headers } from "./headers.ts";
+
+const HOP_BY_HOP = ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection"];
+
+/** §18.8: drop hop-by-hop fields (and those named by Connection), Proxy-*, X-Clef-Service. */
+export function stripHopByHop(headers: Headers, opts: { upgrade?: boolean } = {}): Headers {
+  const named = new Set<string>();
+  for (const v of getHeaders(headers, "connection"))
+    for (const t of v.split(",")) if (t.trim()) named.add(t.trim().toLowerCase());
+  return headers.filter(([k]) => {
+    const n = k.toLowerCase();
+    if (opts.upgrade && (n === "upgrade" || n === "connection")) return true;
+    if (HOP_BY_HOP.includes(n) || n.startsWith("proxy-") || n === "x-clef-service") return false;
+    if (named.has(n) && !(opts.upgrade && n === "upgrade")) return false;
+    return true;
+  });
+}
