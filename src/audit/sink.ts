@@ -15,7 +15,7 @@ import { dirname } from "node:path";
 import type { Config } from "../config/types.ts";
 import { warn } from "../log/slog.ts";
 import { encodeAuditLine, type LineContext } from "./encode.ts";
-import type { AuditEntry, AuditSink } from "./types.ts";
+import type { AuditEntry, AuditSink, AuditSinkStats } from "./types.ts";
 
 export const BACKPRESSURE_WARN_LINES = 10_000;
 export const CLOSE_GRACE_MS = 2_000;
@@ -166,6 +166,22 @@ export class AsyncAuditWriter implements AuditSink {
     private readonly dest: Destination,
     private readonly ctx: LineContext,
   ) {}
+
+  /** Placeholder until the bounded queue lands: always admits. */
+  admit(): boolean {
+    return true;
+  }
+
+  stats(): AuditSinkStats[] {
+    return [
+      {
+        sink: this.dest instanceof FileDestination ? "file" : "stdout",
+        queued: this.queue.length,
+        written: this.written,
+        dropped: 0,
+      },
+    ];
+  }
 
   write(entry: AuditEntry): void {
     if (this.closed) {
