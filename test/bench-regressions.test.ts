@@ -15,7 +15,7 @@ function fakeSocket(): Socket<ConnData> {
 
 describe("Conn close listeners (per-request abort wiring)", () => {
   test("a removed listener is not called and not kept: 10 000 requests on one keep-alive connection leave none behind", () => {
-    const conn = new Conn(fakeSocket(), "127.0.0.1");
+    const conn = new Conn(fakeSocket(), "127.0.0.1", 1);
     let called = 0;
     for (let i = 0; i < 10_000; i++) {
       const off = conn.onceClosed(() => called++);
@@ -27,7 +27,7 @@ describe("Conn close listeners (per-request abort wiring)", () => {
   });
 
   test("a listener still registered fires once at close; one added after close fires at once", () => {
-    const conn = new Conn(fakeSocket(), "127.0.0.1");
+    const conn = new Conn(fakeSocket(), "127.0.0.1", 1);
     let a = 0;
     let b = 0;
     const offA = conn.onceClosed(() => a++);

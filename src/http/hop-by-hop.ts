@@ -17,3 +17,15 @@ export function stripHopByHop(headers: Headers, opts: { upgrade?: boolean } = {}
     return true;
   });
 }
+
+/** Fields of an upstream response that never reach the client as they are (framing is redone). */
+export const RESPONSE_HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+  "content-length",
+]);

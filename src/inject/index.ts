@@ -130,6 +130,18 @@ export function applyInjection(service: Service, secret: string, headers: Header
   }
 }
 
+/** Why injection can never work for this service (scheme and its fields), or null. Handles are checked apart. */
+export function serviceProblem(s: Service): string | null {
+  const a = s.auth;
+  if (!["bearer", "api_key_header", "api_key_query"].includes(a.scheme))
+    return `unsupported scheme ${JSON.stringify(a.scheme)}`;
+  if (a.scheme === "api_key_header" && !a.header) return `scheme "api_key_header" requires auth.header`;
+  if (a.scheme === "api_key_header" && a.header && !TOKEN.test(a.header))
+    return `auth.header ${JSON.stringify(a.header)} is not a valid header name`;
+  if (a.scheme === "api_key_query" && !a.query) return `scheme "api_key_query" requires auth.query`;
+  return null;
+}
+
 /** §18.10: reasons a service can never work; one WARN line each at startup. */
 export function checkServices(manifest: Manifest): Array<{ service: string; host: string; problem: string }> {
   const out: Array<{ service: string; host: string; problem: string }> = [];

@@ -1,42 +1,50 @@
-// A client connection (plain TCP or the TLS socket inside a CONNECT tunnel) as a pull-based byte
-// stream with write back-pressure: the request loop awaits read()/write() instead of juggling
-// callbacks. Input beyond INPUT_HIGH_WATER pauses the socket until it is consumed.
+// A client connection (plain TCP on the listener, or the TLS socket inside a CONNECT tunnel): a
+// pull-based byte stream (./pull.ts) with write back-pressure and a write-stall deadline — a client
+// that stops reading cannot hold its upstream request and our memory for ever (docs/CONTRACT.md §20).
 import type { Socket } from "bun";
-import { INPUT_HIGH_WATER } from "./limits.ts";
+import { INPUT_HIGH_WATER, WRITE_STALL_TIMEOUT_MS } from "./limits.ts";
+import { PullQueue } from "./pull.ts";
 
+/** What a Bun socket of ours carries: its connection, and the tunnel's handshake continuation. */
 export interface ConnData {
   conn?: Conn;
+  /** Set on a TLS tunnel socket until its handshake completes (./tunnel.ts). */
+  onHandshake?: (sock: Socket<ConnData>, success: boolean, sni: string | undefined, err: string) => void;
+}
+
+export class ClosedError extends Error {
+  constructor() {
+    super("connection closed");
+  }
 }
 
 export class Conn {
-  private input: Uint8Array[] = [];
-  private inputBytes = 0;
-  private eof = false;
-  private readWaiter: (() => void) | null = null;
-  private pending: Uint8Array | null = null; // unwritten output
+  private readonly input: PullQueue;
+  private pending: Uint8Array | null = null; // output the socket did not take yet
   private drainWaiters: Array<() => void> = [];
-  private paused = false;
-  closed = false;
   private closeListeners: Array<() => void> = [];
+  private ending = false;
+  closed = false;
   /** True while a request is being handled (drain waits for these). */
   busy = false;
-  /** Set by drain: close after the current response. */
-  closeAfterResponse = false;
+  /** Inside a CONNECT tunnel (TLS or cleartext). */
+  inTunnel = false;
 
   constructor(
     public sock: Socket<ConnData>,
     readonly clientIp: string,
-  ) {}
+    readonly remotePort: number,
+  ) {
+    this.input = new PullQueue({ pause: () => sock.pause(), resume: () => sock.resume() }, INPUT_HIGH_WATER);
+  }
+
+  get remote(): string {
+    return `${this.clientIp}:${this.remotePort}`;
+  }
 
   // --- socket events -------------------------------------------------------------------------
   onData(chunk: Uint8Array): void {
     this.input.push(new Uint8Array(chunk)); // copy: Bun may reuse the buffer
-    this.inputBytes += chunk.byteLength;
-    if (this.inputBytes > INPUT_HIGH_WATER && !this.paused) {
-      this.paused = true;
-      this.sock.pause();
-    }
-    this.wake();
   }
 
   onDrain(): void {
@@ -45,23 +53,23 @@ export class Conn {
       if (n < 0) return this.onClose();
       if (n < this.pending.byteLength) {
         this.pending = this.pending.subarray(n);
+        if (n > 0) for (const w of this.drainWaiters.splice(0)) w(); // progress: writers re-arm their stall timer
         return;
       }
       this.pending = null;
+      if (this.ending) this.sock.end();
     }
     for (const w of this.drainWaiters.splice(0)) w();
   }
 
   onEnd(): void {
-    this.eof = true;
-    this.wake();
+    this.input.end();
   }
 
   onClose(): void {
     if (this.closed) return;
     this.closed = true;
-    this.eof = true;
-    this.wake();
+    this.input.end();
     for (const w of this.drainWaiters.splice(0)) w();
     for (const l of this.closeListeners.splice(0)) l();
   }
@@ -83,64 +91,30 @@ export class Conn {
     };
   }
 
-  private wake(): void {
-    const w = this.readWaiter;
-    this.readWaiter = null;
-    w?.();
-  }
-
   // --- reading -------------------------------------------------------------------------------
-  get buffered(): number {
-    return this.inputBytes;
+  /** Next chunk of input, or null at EOF/close. Rejects with TimeoutError on timeout. */
+  read(timeoutMs?: number): Promise<Uint8Array | null> {
+    return this.input.read(timeoutMs);
   }
 
-  /** Next chunk of input, or null at EOF/close. Rejects on timeout. */
-  async read(timeoutMs?: number): Promise<Uint8Array | null> {
-    while (this.input.length === 0) {
-      if (this.eof) return null;
-      await new Promise<void>((resolve, reject) => {
-        let t: ReturnType<typeof setTimeout> | undefined;
-        if (timeoutMs !== undefined)
-          t = setTimeout(() => {
-            this.readWaiter = null;
-            reject(new TimeoutError());
-          }, timeoutMs);
-        this.readWaiter = () => {
-          if (t) clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-    const chunk = this.input.length === 1 ? this.input[0]! : Buffer.concat(this.input);
-    this.input = [];
-    this.inputBytes = 0;
-    if (this.paused) {
-      this.paused = false;
-      this.sock.resume();
-    }
-    return chunk;
-  }
-
-  /** Put bytes back at the front of the input. */
   unshift(bytes: Uint8Array): void {
-    if (bytes.byteLength === 0) return;
     this.input.unshift(bytes);
-    this.inputBytes += bytes.byteLength;
   }
 
-  /** Whether unread input is waiting. */
   hasInput(): boolean {
-    return this.inputBytes > 0;
+    return this.input.hasInput();
   }
 
   // --- writing -------------------------------------------------------------------------------
-  /** Write everything; resolves when the socket took it all (back-pressure). */
+  /**
+   * Write everything; resolves when the socket took it all (back-pressure). A write that makes no
+   * progress for WRITE_STALL_TIMEOUT_MS destroys the connection and rejects.
+   */
   async write(data: Uint8Array | string): Promise<void> {
     if (this.closed) throw new ClosedError();
     const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : data;
     if (bytes.byteLength === 0) return;
-    if (this.pending) await new Promise<void>((r) => this.drainWaiters.push(r));
-    if (this.closed) throw new ClosedError();
+    while (this.pending) await this.waitForDrain();
     const n = this.sock.write(bytes);
     if (n < 0) {
       this.onClose();
@@ -148,37 +122,35 @@ export class Conn {
     }
     if (n < bytes.byteLength) {
       this.pending = bytes.subarray(n);
-      await new Promise<void>((r) => this.drainWaiters.push(r));
-      if (this.closed && this.pending) throw new ClosedError();
+      while (this.pending) await this.waitForDrain();
     }
   }
 
+  /** Wait for the socket to take (some of) the pending output, or for the stall deadline. */
+  private waitForDrain(): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError());
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.destroy();
+        reject(new ClosedError());
+      }, WRITE_STALL_TIMEOUT_MS);
+      this.drainWaiters.push(() => {
+        clearTimeout(timer);
+        if (this.closed) reject(new ClosedError());
+        else resolve();
+      });
+    });
+  }
+
+  /** Close after the pending output (if any) was written. */
   end(): void {
     if (this.closed) return;
-    if (this.pending) {
-      const p = this.pending;
-      this.drainWaiters.push(() => {
-        if (p) this.sock.end();
-      });
-      return;
-    }
-    this.sock.end();
+    if (this.pending) this.ending = true;
+    else this.sock.end();
   }
 
   destroy(): void {
     if (!this.closed) this.sock.terminate();
     this.onClose();
-  }
-}
-
-export class TimeoutError extends Error {
-  constructor() {
-    super("timeout");
-  }
-}
-
-export class ClosedError extends Error {
-  constructor() {
-    super("connection closed");
   }
 }

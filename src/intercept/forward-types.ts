@@ -1,34 +1,42 @@
-// The seam between the request pipeline and the upstream forwarder.
+// The seam between the request pipeline and the upstream forwarders (fetch for ordinary requests,
+// raw sockets for WebSocket handshakes).
+import type { UpstreamHead } from "../http/h1-response.ts";
+import type { Headers } from "../http/headers.ts";
+import type { ProxyChoice } from "./chain.ts";
+
+export { UpstreamError } from "./upstream-error.ts";
+
 export interface UpstreamRequest {
   method: string;
   scheme: "http" | "https";
-  /** Canonical name or IP literal, no brackets. */
+  /** Canonical name or IP literal, no brackets: the TLS name, and what a corporate proxy is sent. */
   host: string;
   port: number;
-  /** Origin-form: raw path + "?" + raw query. */
-  target: string;
+  /** Origin-form: path + "?" + query, as decided (never client text that could name a host). */
+  pathAndQuery: string;
   /** Final: hop-by-hop stripped, Host set, credential injected. */
-  headers: Array<[string, string]>;
-  body: ReadableStream<Uint8Array> | null;
+  headers: Headers;
+  /**
+   * The request body, one fresh stream per attempt (a second vetted address may be tried while
+   * `bodyStarted()` is false), or null.
+   */
+  body: { open(): ReadableStream<Uint8Array>; started(): boolean } | null;
   /** null + body → chunked upstream. */
   contentLength: number | null;
-  /** netguard-vetted IPs for host; only these are dialled. */
+  /** netguard-vetted IPs for host, dialled in order. Empty only through a corporate proxy for a
+   *  name that does not resolve here (the proxy resolves it, §18.11). */
   addresses: string[];
+  /** The corporate proxy for this destination, or null for a direct connection. */
+  proxy: ProxyChoice | null;
   signal: AbortSignal;
 }
 
-export interface UpstreamResponse {
-  status: number;
-  statusText: string;
-  headers: Array<[string, string]>;
+export interface UpstreamResponse extends UpstreamHead {
   /** null for HEAD/1xx/204/304. */
   body: ReadableStream<Uint8Array> | null;
-  /** From the upstream's Content-Length, else null. */
-  contentLength: number | null;
+  /** Give the request's upstream slot back (after the body was relayed or abandoned). */
+  release(): void;
 }
-
-/** message = the 502 "detail" text; never contains a secret. */
-export class UpstreamError extends Error {}
 
 /** The client side of an upgraded connection, as the relay sees it. */
 export interface ByteDuplex {
@@ -40,9 +48,8 @@ export interface ByteDuplex {
 export interface Forwarder {
   forward(req: UpstreamRequest): Promise<UpstreamResponse>;
   /**
-   * Relay a protocol-upgrade request (no body) over a raw connection; `onResponse` gets the
-   * upstream status before its head is written to the client. Rejects with UpstreamError only
-   * before that point.
+   * Relay a WebSocket handshake (no body) over a raw connection; `onResponse` gets the upstream
+   * status before its head is written to the client. Rejects with UpstreamError only before that.
    */
   upgrade(req: UpstreamRequest, client: ByteDuplex, onResponse: (status: number) => void): Promise<void>;
 }

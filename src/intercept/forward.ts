@@ -1,91 +1,120 @@
-// The upstream forwarder on Bun's fetch (docs/CONTRACT.md §10, §12, §18.2, §18.7, §18.11):
-// - dials only the netguard-vetted address (URL host = the IP) while TLS verifies the real name
-//   (`tls.serverName`), against the runtime roots + SSL_CERT_FILE + NODE_EXTRA_CA_CERTS;
-// - no redirects followed, no decompression (content-encoding passes through untouched);
-// - request and response bodies streamed; keep-alive pooling by fetch;
-// - chained through the upstream proxy chosen by ProxySelector (CONNECT to the vetted IP).
+// The upstream forwarder on Bun's fetch (docs/CONTRACT.md §10, §12, §18.2, §18.7, §18.11, §18.20):
+// - the URL is built from the decision's parts — scheme, the vetted address (or, through a corporate
+//   proxy, the name), port, origin-form path — then parsed back and compared with them before
+//   anything is sent: no client byte can move the request to another host;
+// - TLS verifies the real name (`tls.serverName`) against the runtime's trust store (./trust.ts);
+// - every vetted address is tried in order while nothing of the request was sent (dial failures);
+// - at most UPSTREAM_MAX_PER_ORIGIN requests per origin in fetch (./scheduler.ts);
+// - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
-import type { Config } from "../config/types.ts";
-import { type ProxyChoice, ProxySelector } from "./chain.ts";
-import { type Forwarder, type UpstreamRequest, type UpstreamResponse, UpstreamError } from "./forward-types.ts";
-import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS } from "./limits.ts";
-import { checkTrustEnv } from "./trust.ts";
+import type { Headers } from "../http/headers.ts";
+import type { ProxyChoice } from "./chain.ts";
+import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
+import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS, UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN } from "./limits.ts";
+import { GO_USER_AGENT } from "./refusal.ts";
+import { Scheduler } from "./scheduler.ts";
 import { relayUpgrade } from "./upgrade.ts";
+import { describeUpstreamError, hostPort, isDialFailure, UpstreamError } from "./upstream-error.ts";
 
 const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s === 304;
+const FIRST_BYTE_TIMEOUT = `upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`;
 
-function hostForUrl(ip: string): string {
-  return isIP(ip) === 6 ? `[${ip}]` : ip;
-}
-
-/** Go-like error detail for a fetch failure (never includes request headers). */
-export function describeFetchError(e: unknown, req: UpstreamRequest, addr: string): string {
-  const err = e as { code?: string; name?: string; message?: string };
-  const where = `${hostForUrl(addr)}:${req.port}`;
-  const code = err?.code ?? "";
-  if (err?.name === "TimeoutError") return `upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`;
-  if (code === "ConnectionRefused" || code === "ECONNREFUSED") return `dial tcp ${where}: connect: connection refused`;
-  if (code === "ECONNRESET" || code === "ConnectionClosed") return "EOF";
-  if (
-    /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME/i.test(code) ||
-    /certificate|tls/i.test(err?.message ?? "")
-  ) {
-    return `tls: failed to verify certificate for ${req.host}: ${code || err?.message}`;
+/**
+ * `scheme://host:port` + the origin-form path, verified by parsing it back (§18.20): the URL the
+ * HTTP client gets must name exactly the host and port decided, with no userinfo and no fragment.
+ */
+export function upstreamUrl(scheme: "http" | "https", host: string, port: number, pathAndQuery: string): string {
+  if (!pathAndQuery.startsWith("/")) throw new UpstreamError("request-target rejected");
+  const base = `${scheme}://${hostPort(host, port)}`;
+  const href = base + pathAndQuery;
+  const expected = new URL(`${base}/`);
+  let u: URL;
+  try {
+    u = new URL(href);
+  } catch {
+    throw new UpstreamError("request-target rejected");
   }
-  if (/proxy/i.test(err?.message ?? "") || code.startsWith("Proxy")) return `upstream proxy: ${err?.message ?? code}`;
-  return err?.message ? `${err.message}${code ? ` (${code})` : ""}` : String(e);
+  if (u.protocol !== expected.protocol || u.host !== expected.host || u.username || u.password || u.hash)
+    throw new UpstreamError("request-target rejected");
+  return href;
 }
 
-function buildInit(
-  req: UpstreamRequest,
-  proxy: ProxyChoice | null,
-  signal: AbortSignal,
-): RequestInit & Record<string, unknown> {
-  const headers = new Headers();
+function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): RequestInit {
+  const headers = new globalThis.Headers();
   for (const [k, v] of req.headers) headers.append(k, v);
   // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
   // workload sent none, and upstreams see that one (some APIs refuse requests without a UA).
-  if (!headers.has("user-agent")) headers.set("user-agent", "Go-http-client/1.1");
+  if (!headers.has("user-agent")) headers.set("user-agent", GO_USER_AGENT);
   const init: RequestInit & Record<string, unknown> = {
     method: req.method,
     headers,
     redirect: "manual",
     decompress: false,
     signal,
-    // the runtime's default trust store (src/intercept/trust.ts); the name verified is the real one
+    // the runtime's default trust store (./trust.ts); the name verified is the real one
     tls: isIP(req.host) ? {} : { serverName: req.host },
   };
-  if (req.body) {
-    init.body = req.body;
+  if (body) {
+    init.body = body;
     init.duplex = "half";
   }
-  if (proxy)
-    init.proxy = proxy.authorization
-      ? { url: proxy.url, headers: { "Proxy-Authorization": proxy.authorization } }
-      : proxy.url;
+  if (req.proxy) init.proxy = proxyOption(req.proxy, req.scheme);
   return init;
 }
 
-export function createForwarder(cfg: Config["upstream"], env: Record<string, string | undefined>): Forwarder {
-  const proxies = new ProxySelector(cfg, env);
-  checkTrustEnv(env);
+/** What a corporate proxy gets on CONNECT (https targets): the reference's User-Agent and the auth. */
+function proxyOption(
+  p: ProxyChoice,
+  scheme: "http" | "https",
+): string | { url: string; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  if (scheme === "https") headers["User-Agent"] = GO_USER_AGENT;
+  if (p.authorization) headers["Proxy-Authorization"] = p.authorization;
+  return Object.keys(headers).length ? { url: p.url, headers } : p.url;
+}
+
+function responseHeaders(res: Response): Headers {
+  const out: Headers = [];
+  res.headers.forEach((value, name) => {
+    if (name !== "set-cookie") out.push([name, value]);
+  });
+  for (const c of res.headers.getSetCookie()) out.push(["set-cookie", c]);
+  return out;
+}
+
+export function createForwarder(): Forwarder & { scheduler: Scheduler } {
+  const scheduler = new Scheduler(UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN);
+
+  /** One fetch per candidate address until one answers; returns the response or the last error. */
+  async function attempt(req: UpstreamRequest, signal: AbortSignal, timedOut: () => boolean): Promise<Response> {
+    // Through a corporate proxy the name is sent (§18.11); directly, only vetted addresses are dialled.
+    const dialTargets = req.proxy ? [req.host] : req.addresses;
+    if (dialTargets.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
+    let lastErr: unknown;
+    let addr = dialTargets[0]!;
+    for (addr of dialTargets) {
+      const url = upstreamUrl(req.scheme, addr, req.port, req.pathAndQuery);
+      try {
+        return await fetch(url, fetchInit(req, req.body?.open() ?? null, signal));
+      } catch (e) {
+        lastErr = e;
+        if (timedOut()) throw new UpstreamError(FIRST_BYTE_TIMEOUT);
+        if (req.signal.aborted) throw new UpstreamError("request cancelled");
+        if (!isDialFailure(e) || req.body?.started()) break;
+      }
+    }
+    throw new UpstreamError(describeUpstreamError(lastErr, { host: req.host, addr, port: req.port }));
+  }
 
   return {
-    async upgrade(req, client, onResponse) {
-      return relayUpgrade(client, req, proxies.choose(req.scheme, req.host, req.port), onResponse);
+    scheduler,
+    upgrade(req, client, onResponse) {
+      return relayUpgrade(client, req, onResponse);
     },
     async forward(req: UpstreamRequest): Promise<UpstreamResponse> {
-      if (req.addresses.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
-      const proxy = proxies.choose(req.scheme, req.host, req.port);
-      // Try the vetted addresses in order while nothing of the request has been sent (no body, or
-      // the connection was refused); with a body only the first can be tried.
-      const candidates = req.body ? req.addresses.slice(0, 1) : req.addresses;
-      let res: Response | undefined;
-      let lastErr: unknown;
-      let addr = candidates[0]!;
-      // One controller per request: the client going away aborts it (body included); the
-      // first-byte timer only runs until the response head — a plain timer, cleared at once, not
-      // AbortSignal.timeout (which would keep a 300 s timer alive per request).
+      // One controller per request: the client going away aborts it (body included); the first-byte
+      // timer (waiting for a slot included) runs only until the response head — a plain timer,
+      // cleared at once, not AbortSignal.timeout (which would keep a 300 s timer alive per request).
       const ac = new AbortController();
       if (req.signal.aborted) ac.abort();
       else req.signal.addEventListener("abort", () => ac.abort(), { once: true });
@@ -94,43 +123,29 @@ export function createForwarder(cfg: Config["upstream"], env: Record<string, str
         timedOut = true;
         ac.abort();
       }, UPSTREAM_FIRST_BYTE_TIMEOUT_MS);
+      let release: (() => void) | undefined;
       try {
-        for (addr of candidates) {
-          try {
-            res = await fetch(
-              `${req.scheme}://${hostForUrl(addr)}:${req.port}${req.target}`,
-              buildInit(req, proxy, ac.signal) as RequestInit,
-            );
-            break;
-          } catch (e) {
-            lastErr = e;
-            if (timedOut)
-              throw new UpstreamError(`upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`);
-            if (req.signal.aborted) throw new UpstreamError("request cancelled");
-            const code = (e as { code?: string }).code;
-            if (code !== "ConnectionRefused" && code !== "ECONNREFUSED") break;
-          }
-        }
+        release = await scheduler.acquire(`${req.scheme}://${hostPort(req.host, req.port)}`, ac.signal).catch(() => {
+          throw new UpstreamError(timedOut ? FIRST_BYTE_TIMEOUT : "request cancelled");
+        });
+        const res = await attempt(req, ac.signal, () => timedOut);
+        const cl = res.headers.get("content-length");
+        const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
+        if (noBody) await res.body?.cancel().catch(() => {});
+        const done = release;
+        release = undefined; // from here the caller releases, when the body was relayed
+        return {
+          status: res.status,
+          statusText: res.statusText,
+          headers: responseHeaders(res),
+          body: noBody ? null : res.body,
+          contentLength: cl !== null && /^\d+$/.test(cl) ? Number(cl) : null,
+          release: done,
+        };
       } finally {
         clearTimeout(timer);
+        release?.();
       }
-      if (!res) throw new UpstreamError(describeFetchError(lastErr, req, addr));
-      const out: Array<[string, string]> = [];
-      res.headers.forEach((value, name) => {
-        if (name === "set-cookie") return;
-        out.push([name, value]);
-      });
-      for (const c of res.headers.getSetCookie()) out.push(["set-cookie", c]);
-      const cl = res.headers.get("content-length");
-      const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
-      if (noBody) await res.body?.cancel().catch(() => {});
-      return {
-        status: res.status,
-        statusText: res.statusText,
-        headers: out,
-        body: noBody ? null : res.body,
-        contentLength: cl !== null && /^\d+$/.test(cl) ? Number(cl) : null,
-      };
     },
   };
 }

@@ -22,3 +22,19 @@ export const MAX_DISCARD_BYTES = 1 << 20;
 export const UPSTREAM_CONNECT_TIMEOUT_MS = 30_000;
 /** An upgraded (WebSocket) connection with no byte in either direction for this long is closed. */
 export const UPGRADED_IDLE_TIMEOUT_MS = 600_000;
+/** A write to a client that makes no progress for this long (the client stopped reading) ends it. */
+export const WRITE_STALL_TIMEOUT_MS = 30_000;
+/** Connections that have not yet authenticated: their own cap (the oldest is evicted when full)… */
+export const MAX_UNAUTHENTICATED = 512;
+/** …and their deadline to present the token (from accept to an authenticated request). */
+export const AUTH_DEADLINE_MS = 10_000;
+/** Wrong workload tokens: a burst of this many answers, then AUTH_FAILURE_RATE per second (global). */
+export const AUTH_FAILURE_BURST = 20;
+export const AUTH_FAILURE_RATE = 10;
+/** Connections waiting for their (rate-limited) 407 beyond this are closed at once. */
+export const AUTH_FAILURE_MAX_WAITING = 256;
+/** Wrong-token WARN lines after the first are summed over this interval. */
+export const AUTH_WARN_INTERVAL_MS = 10_000;
+/** Upstream requests in flight through fetch, in total and per origin (fetch's own cap is 256). */
+export const UPSTREAM_MAX_IN_FLIGHT = 224;
+export const UPSTREAM_MAX_PER_ORIGIN = 128;

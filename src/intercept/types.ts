@@ -3,6 +3,11 @@ import type { CredentialSource, Manifest } from "../agent/types.ts";
 import type { AuditSink } from "../audit/types.ts";
 import type { LeafMinter } from "../ca/types.ts";
 import type { Config } from "../config/types.ts";
+import type { AuthFailures } from "./auth.ts";
+import type { ProxySelector } from "./chain.ts";
+import type { Policy } from "./decide.ts";
+import type { Forwarder } from "./forward-types.ts";
+import type { RequestScope } from "./request-scope.ts";
 
 export interface InterceptDeps {
   config: Config;
@@ -36,6 +41,32 @@ export interface Listener {
    * Resolves true when everything finished, false when deadlineMs (epoch ms) was reached first.
    */
   drain(deadlineMs: number): Promise<boolean>;
-  /** Cut every remaining connection. */
+  /** Cut every remaining connection; requests still in flight get their audit line (reason shutdown). */
   close(): void;
+  stats(): ListenerStats;
+}
+
+/** What the data path serves with, built once by Listener.start(). */
+export interface Serving {
+  deps: InterceptDeps;
+  policy: Policy;
+  forwarder: Forwarder;
+  proxies: ProxySelector;
+  /** netguard: resolve and vet (cached 5 s). */
+  resolve: (host: string) => Promise<string[]>;
+  /** SHA-256 of CLEF_PROXY_TOKEN. */
+  tokenDigest: Buffer;
+  authFailures: AuthFailures;
+  /** Requests admitted and not yet finished (each gets its audit line at the latest at close). */
+  inFlight: Set<RequestScope>;
+  /** True once the drain began: responses written from then on close their connection. */
+  draining(): boolean;
+}
+
+/** Live counts for metrics (`connections_open{kind}`). */
+export interface ListenerStats {
+  plain: number;
+  tunnel: number;
+  unauthenticated: number;
+  requestsInFlight: number;
 }

@@ -3,16 +3,25 @@
 //
 // Blocked: the cloud metadata addresses 169.254.169.254 and fd00:ec2::254 ("cloud metadata", the
 // reference's wording), and the rest of the link-local ranges 169.254.0.0/16 and fe80::/10
-// ("link-local"), also when written as IPv4-mapped IPv6. Loopback and private ranges stay allowed
-// like the reference: the proxy's users reach internal services through it.
+// ("link-local"), also when an IPv4 address is embedded in IPv6: IPv4-mapped (::ffff:0:0/96),
+// IPv4-compatible (::/96), NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and 6to4 (2002::/16), as smokescreen
+// classifies them. Loopback and private ranges stay allowed like the reference: the proxy's users
+// reach internal services through it.
+//
+// Names are resolved with the system's resolver semantics (getaddrinfo: /etc/hosts as glibc, Go and
+// Node read it), not Bun's default backend, which answers ::1 first for a name sharing its hosts line
+// address with localhost (issue 14).
 import { isIP } from "node:net";
 
 export class NetguardError extends Error {}
 
+/** The name did not resolve here (left to a corporate proxy when one is used, §18.11). */
+export class NotResolvedError extends NetguardError {}
+
 export type Lookup = (host: string) => Promise<string[]>;
 
 const defaultLookup: Lookup = async (host) => {
-  const res = await Bun.dns.lookup(host, {});
+  const res = await Bun.dns.lookup(host, { backend: "system" });
   return res.map((r) => r.address);
 };
 
@@ -47,6 +56,19 @@ function expandV6(ip: string): number[] | null {
   return nums;
 }
 
+const v4Of = (hi: number, lo: number) => `${hi >>> 8}.${hi & 255}.${lo >>> 8}.${lo & 255}`;
+
+/** The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), or null. */
+function embeddedV4(g: number[]): string | null {
+  const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && g[5] === 0xffff) return v4Of(g[6]!, g[7]!); // ::ffff:a.b.c.d
+  if (zeros(0, 6) && (g[6]! !== 0 || g[7]! > 1)) return v4Of(g[6]!, g[7]!); // ::a.b.c.d (not :: or ::1)
+  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return v4Of(g[6]!, g[7]!); // 64:ff9b::/96
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) return v4Of(g[6]!, g[7]!); // 64:ff9b:1::/48 (RFC 8215)
+  if (g[0] === 0x2002) return v4Of(g[1]!, g[2]!); // 2002:AABB:CCDD::/48 (6to4)
+  return null;
+}
+
 /** Why `ip` is blocked ("cloud metadata" / "link-local"), or null. */
 export function blockReason(ip: string): string | null {
   const fam = isIP(ip);
@@ -58,11 +80,8 @@ export function blockReason(ip: string): string | null {
   if (fam === 6) {
     const g = expandV6(ip);
     if (!g) return null;
-    // IPv4-mapped ::ffff:a.b.c.d
-    if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
-      const v4 = `${g[6]! >>> 8}.${g[6]! & 255}.${g[7]! >>> 8}.${g[7]! & 255}`;
-      return blockReason(v4);
-    }
+    const embedded = embeddedV4(g);
+    if (embedded) return blockReason(embedded);
     if (g.join(":") === [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254].join(":")) return "cloud metadata";
     if ((g[0]! & 0xffc0) === 0xfe80) return "link-local";
     return null;
@@ -85,9 +104,9 @@ export async function resolveAndVet(host: string, lookup: Lookup = defaultLookup
   try {
     addrs = await lookup(host);
   } catch {
-    throw new NetguardError(`dial tcp: lookup ${host}: no such host`);
+    throw new NotResolvedError(`dial tcp: lookup ${host}: no such host`);
   }
-  if (addrs.length === 0) throw new NetguardError(`dial tcp: lookup ${host}: no such host`);
+  if (addrs.length === 0) throw new NotResolvedError(`dial tcp: lookup ${host}: no such host`);
   for (const a of addrs) {
     const why = blockReason(a);
     if (why) throw new NetguardError(`netguard: address blocked by policy: ${host} resolves to ${a} (${why})`);

@@ -1,9 +1,15 @@
 // Request bodies read from a client connection as a pull-based stream: Content-Length bodies pass
 // through as they arrive; chunked bodies are decoded strictly (CRLF only, hex sizes) and forwarded
 // de-chunked (the forwarder re-frames). Bytes past the body stay in the connection (pipelining).
-import type { Conn } from "./conn.ts";
-import type { Framing } from "../http/h1-request.ts";
-import { IDLE_TIMEOUT_MS } from "./limits.ts";
+import type { Framing } from "./h1-request.ts";
+
+/** Where a body is read from: the client connection (pull-based, with unread bytes put back). */
+export interface ByteSource {
+  /** Next chunk, or null at end of input. Rejects when `timeoutMs` passes without a byte. */
+  read(timeoutMs?: number): Promise<Uint8Array | null>;
+  /** Put bytes back at the front of the input (bytes past the body: a pipelined request). */
+  unshift(bytes: Uint8Array): void;
+}
 
 export class BodyError extends Error {}
 
@@ -18,8 +24,10 @@ export class BodyReader {
   delivered = 0;
 
   constructor(
-    private readonly conn: Conn,
+    private readonly conn: ByteSource,
     private readonly framing: Framing,
+    /** A body that sends no byte for this long fails (the client stalled mid-upload). */
+    private readonly idleTimeoutMs: number,
   ) {
     this.remaining = framing.kind === "length" ? framing.length : 0;
     this.done = framing.kind === "none";
@@ -35,7 +43,7 @@ export class BodyReader {
       this.carry = new Uint8Array(0);
       return c;
     }
-    const c = await this.conn.read(IDLE_TIMEOUT_MS);
+    const c = await this.conn.read(this.idleTimeoutMs);
     if (c === null) throw new BodyError("client closed the connection before the request body ended");
     return c;
   }

@@ -1,0 +1,172 @@
+// The decision for one request, without any I/O (shared/PHASE2.md §1.7, R1–R9): request head +
+// tunnel facts + policy → a route to forward, or a refusal. Every precedence rule of the data path
+// is here, in order, and nowhere else; Phase 2 steps slot in at their R-number.
+//
+//   R1  request-target form (§18.20), method                        → 400 (no line) / 501
+//   R2  host syntax, one host per request (§18.1)                   → 400 invalid_host / 421
+//   R4  blocked_hosts                                               → 403 blocked_host
+//   R6  classify: service / passthrough / not in manifest / ambiguous → 403 / 400
+//   R9  credential handle and service usability                      → 500 / 502
+// What needs I/O (netguard R10, secrets R11, injection R12) is ./prepare.ts.
+import type { Manifest, Service } from "../agent/types.ts";
+import type { RequestHead } from "../http/h1-request.ts";
+import { getHeader, getHeaders } from "../http/headers.ts";
+import { isValidHostName, isValidPort, parseRequestTarget } from "../http/target.ts";
+import { type HandleError, parseHandle, serviceProblem } from "../inject/index.ts";
+import {
+  type Authority,
+  canonicalHost,
+  createMatcher,
+  effectiveHost,
+  type Matcher,
+  splitAuthority,
+} from "../match/index.ts";
+import { type AuditFields, type Refusal, refusals } from "./refusal.ts";
+
+export interface TunnelFacts {
+  /** The CONNECT authority (port defaulted to 443). */
+  connect: Authority;
+  /** TLS SNI when the client sent one. */
+  sni?: string;
+  /** Cleartext HTTP through the tunnel (no TLS): forwarded over plain HTTP, as the reference. */
+  plain: boolean;
+}
+
+export interface Policy {
+  matcher: Matcher;
+  /** Why a service can never be served (scheme, header name…), computed once per manifest. */
+  problems: ReadonlyMap<Service, string>;
+}
+
+export interface Route {
+  scheme: "http" | "https";
+  /** Canonical host name or IP literal (no brackets): what is matched, vetted and dialled. */
+  host: string;
+  port: number;
+  /** Origin-form path and query to send. */
+  pathAndQuery: string;
+  /** The Host header to send upstream when it must be set (absolute-form requests). */
+  hostHeader: string | null;
+  service: Service | null;
+  /** The service's handle, parsed (services only). */
+  handle: { namespace: string; key: string } | null;
+  /** The audit fields the request carries from here on. */
+  fields: AuditFields;
+  /** A WebSocket handshake (the only upgrade relayed; other Upgrade tokens are dropped, §20). */
+  websocket: boolean;
+}
+
+/** The policy for one manifest: the matcher, and the services that can never be served. */
+export function createPolicy(manifest: Manifest): Policy {
+  const problems = new Map<Service, string>();
+  for (const s of manifest.services) {
+    const problem = serviceProblem(s);
+    if (problem) problems.set(s, problem);
+  }
+  return { matcher: createMatcher(manifest), problems };
+}
+
+export type Decision = { kind: "refuse"; refusal: Refusal } | { kind: "forward"; route: Route };
+
+/** Methods fetch forwards exactly as sent; anything else would be rewritten, so it is refused (501). */
+const FORWARDABLE_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+
+/** The host as the audit line and error bodies name it: absolute-form authority, else the Host header. */
+export function hostAsSent(head: RequestHead): string {
+  const t = parseRequestTarget(head.target);
+  if ("form" in t && t.form === "absolute") return t.authority;
+  return getHeader(head.headers, "host") ?? "";
+}
+
+export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Policy): Decision {
+  const sent = hostAsSent(head);
+  // R1: the request-target and the method
+  const target = parseRequestTarget(head.target);
+  if ("error" in target) return refuse(refusals.badRequestTarget(target.error));
+  if (target.form === "asterisk" && head.method !== "OPTIONS")
+    return refuse(refusals.badRequestTarget("asterisk-form"));
+  if (!FORWARDABLE_METHODS.has(head.method)) return refuse(refusals.unsupportedMethod(sent, head.method));
+  if (target.form === "asterisk") return refuse(refusals.unsupportedTarget(sent));
+  const scheme: "http" | "https" = tunnel
+    ? tunnel.plain
+      ? "http"
+      : "https"
+    : target.form === "absolute"
+      ? target.scheme
+      : "http";
+
+  // R2: host syntax, then one host per request
+  const absoluteAuthority = target.form === "absolute" ? target.authority : null;
+  const absolute = absoluteAuthority !== null ? splitAuthority(absoluteAuthority) : undefined;
+  const hostHeader = getHeader(head.headers, "host");
+  if (absoluteAuthority !== null && !validAuthority(absoluteAuthority)) return refuse(refusals.invalidHost(sent));
+  if (hostHeader && !validAuthority(hostHeader)) return refuse(refusals.invalidHost(sent));
+  const names = effectiveHost({
+    connect: tunnel?.connect,
+    sni: tunnel?.sni,
+    hostHeader,
+    absolute,
+    defaultPort: scheme === "https" ? "443" : "80",
+  });
+  if (!names.ok) return refuse(refusals.misdirected(sent, names.reason));
+  // A request with no Host at all (and no absolute-form target) is denied as host "" (reference).
+  const host = hostHeader === undefined || (hostHeader === "" && !absolute) ? "" : names.host;
+
+  // R6: classify
+  const serviceHeader = getHeaders(head.headers, "x-clef-service")[0] ?? null;
+  const match = host === "" ? ({ kind: "deny" } as const) : policy.matcher.match(host, serviceHeader);
+  if (match.kind === "deny") return refuse(refusals.notInManifest(sent, serviceHeader ?? ""));
+  if (match.kind === "ambiguous") return refuse(refusals.ambiguous(sent, match.candidates));
+
+  const route: Route = {
+    scheme,
+    host,
+    port: Number(names.port),
+    pathAndQuery: target.pathAndQuery,
+    hostHeader: absoluteAuthority,
+    service: null,
+    handle: null,
+    fields: {},
+    websocket: isWebSocketHandshake(head),
+  };
+  if (match.kind === "passthrough") return { kind: "forward", route };
+
+  // R9: the service's handle and usability
+  const service = match.service;
+  route.service = service;
+  route.fields = { service: service.name, credentialHandle: service.auth.credential };
+  try {
+    route.handle = parseHandle(service.auth.credential);
+  } catch (e) {
+    const he = e as HandleError;
+    return refuse(
+      he.status === 500
+        ? refusals.malformedHandle(route.fields, he.message)
+        : refusals.agentError(route.fields, he.message),
+    );
+  }
+  const problem = policy.problems.get(service);
+  if (problem) return refuse(refusals.injectFailed(route.fields, `clef-proxy: inject: ${problem}`));
+  return { kind: "forward", route };
+}
+
+function refuse(refusal: Refusal): Decision {
+  return { kind: "refuse", refusal };
+}
+
+/** An authority (Host header, absolute-form) naming a valid host with an optional valid port. */
+function validAuthority(value: string): boolean {
+  const a = splitAuthority(value.trim());
+  if (a.port !== "" && !isValidPort(a.port)) return false;
+  return isValidHostName(canonicalHost(value));
+}
+
+/** GET + HTTP/1.1 + no body + `Upgrade: websocket` + `Connection: upgrade` (RFC 6455 §4.1). */
+export function isWebSocketHandshake(head: RequestHead): boolean {
+  if (head.method !== "GET" || head.version !== "HTTP/1.1" || head.framing.kind !== "none") return false;
+  const tokens = (name: string) =>
+    getHeaders(head.headers, name)
+      .flatMap((v) => v.split(","))
+      .map((t) => t.trim().toLowerCase());
+  return tokens("connection").includes("upgrade") && tokens("upgrade").includes("websocket");
+}

@@ -1,0 +1,93 @@
+// One request's identity and its one audit line (docs/CONTRACT.md §11, §18.16): the request id,
+// start time, the host and path as the audit line names them, the service fields known so far, and
+// a guard so that every admitted request writes exactly one line — also when the drain deadline
+// cuts it (status tls_error, reason shutdown).
+import { randomUUID } from "node:crypto";
+import { nowNs } from "../audit/encode.ts";
+import type { AuditEntry, AuditStatus } from "../audit/types.ts";
+import type { RequestHead } from "../http/h1-request.ts";
+import { getHeader } from "../http/headers.ts";
+import type { Conn } from "./conn.ts";
+import type { TunnelFacts } from "./decide.ts";
+import { hostAsSent } from "./decide.ts";
+import type { AuditFields } from "./refusal.ts";
+import type { Serving } from "./types.ts";
+
+/** Decoded path without query, as Go's url.Path (for audit and logs). */
+export function decodedPath(target: string): string {
+  let p = target;
+  const abs = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(p);
+  if (abs) p = p.slice(abs[0].length) || "/";
+  const q = p.search(/[?#]/);
+  if (q >= 0) p = p.slice(0, q);
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p;
+  }
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+export class RequestScope {
+  readonly id = randomUUID();
+  readonly startNs = nowNs();
+  readonly t0 = performance.now();
+  /** The host as sent (absolute-form authority, else the Host header), for audit and errors. */
+  readonly host: string;
+  readonly path: string;
+  /** Service fields known so far (kept for a line written at shutdown). */
+  fields: AuditFields = {};
+  private audited = false;
+
+  constructor(
+    readonly serving: Serving,
+    readonly conn: Conn,
+    readonly head: RequestHead,
+    readonly tunnel: TunnelFacts | null,
+  ) {
+    this.host = hostAsSent(head);
+    this.path = decodedPath(head.target);
+    serving.inFlight.add(this);
+  }
+
+  logBase(): Array<[string, string]> {
+    return [
+      ["host", this.host],
+      ["method", this.head.method],
+      ["path", this.path],
+      ["proxy_id", this.serving.deps.proxyId],
+      ["request_id", this.id],
+    ];
+  }
+
+  /** Write this request's audit line (once; later calls do nothing and return false). */
+  audit(status: AuditStatus, extra: Partial<AuditEntry> = {}): boolean {
+    if (this.audited) return false;
+    this.audited = true;
+    const tp = getHeader(this.head.headers, "traceparent");
+    this.serving.deps.audit.write({
+      ts: this.startNs,
+      requestId: this.id,
+      clientIp: this.conn.clientIp,
+      method: this.head.method,
+      host: this.host,
+      path: this.path,
+      status,
+      latencyMs: Math.floor(performance.now() - this.t0),
+      ...extra,
+      ...(tp && TRACEPARENT.test(tp) ? { traceparent: tp } : {}),
+    });
+    return true;
+  }
+
+  /** The drain deadline cut this request: audit what is known. */
+  cutByShutdown(): void {
+    this.audit("tls_error", { ...this.fields, upstreamStatus: 502, reason: "shutdown" });
+  }
+
+  /** The request is over (its line written, or about to be by the caller). */
+  finish(): void {
+    this.serving.inFlight.delete(this);
+  }
+}

@@ -1,0 +1,131 @@
+// CONNECT (docs/CONTRACT.md §3, §7): answer 200, then the tunnel's first bytes decide — a TLS
+// ClientHello (0x16) is terminated with a leaf minted for the CONNECT host; anything else is
+// cleartext HTTP served inside the tunnel, as the reference does. A tunnel that stays silent, or
+// whose handshake fails or never completes, is closed at once and forgotten (issue 13 item 3: a
+// failed handshake used to keep its slot for ever).
+import type { Socket } from "bun";
+import type { RequestHead } from "../http/h1-request.ts";
+import { errorResponse } from "../http/h1-response.ts";
+import { isValidHostName, isValidPort } from "../http/target.ts";
+import { warn } from "../log/slog.ts";
+import { canonicalHost, splitAuthority } from "../match/index.ts";
+import { type ConnHost, serveTunnel } from "./client-loop.ts";
+import { Conn, type ConnData } from "./conn.ts";
+import type { TunnelFacts } from "./decide.ts";
+import { TLS_HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
+
+/** Handle an authenticated CONNECT on `conn`; the connection is served (or closed) from here on. */
+export async function openTunnel(host: ConnHost, conn: Conn, head: RequestHead): Promise<void> {
+  const authority = splitAuthority(head.target);
+  if (!authority.port) authority.port = "443";
+  const name = canonicalHost(authority.host);
+  if (!isValidHostName(name) || !isValidPort(authority.port)) {
+    await conn.write(errorResponse(400, "malformed CONNECT target")).catch(() => {});
+    return;
+  }
+  let leaf: Awaited<ReturnType<typeof host.serving.deps.minter.leafFor>>;
+  try {
+    leaf = await host.serving.deps.minter.leafFor(name);
+  } catch {
+    warn("cannot mint leaf certificate", [["host", name]]);
+    await conn.write(errorResponse(400, "cannot serve this CONNECT host")).catch(() => {});
+    return;
+  }
+  if (conn.closed) return;
+  await conn.write("HTTP/1.0 200 OK\r\n\r\n");
+  let first: Uint8Array | null;
+  try {
+    first = await conn.read(TLS_HANDSHAKE_TIMEOUT_MS);
+  } catch {
+    return; // silent tunnel
+  }
+  if (first === null) return;
+  const facts: TunnelFacts = { connect: authority, plain: first[0] !== 0x16 };
+  if (facts.plain) {
+    conn.inTunnel = true;
+    conn.unshift(first);
+    return serveTunnel(host, conn, facts);
+  }
+  const tls = startTls(host, conn, first, leaf, facts);
+  if (tls) await tls;
+}
+
+/**
+ * Terminate TLS on the connection's socket with the leaf, feeding it the ClientHello bytes already
+ * read. Resolves when the tunnel is over; null when the handshake failed at once.
+ */
+function startTls(
+  host: ConnHost,
+  conn: Conn,
+  clientHello: Uint8Array,
+  leaf: { keyPem: string; certPem: string },
+  facts: TunnelFacts,
+): Promise<void> | null {
+  let done: (() => void) | undefined;
+  const over = new Promise<void>((r) => (done = r));
+  let tlsConn: Conn | undefined;
+  let failed = false;
+  const raw = conn.sock;
+  const timer = setTimeout(() => {
+    failed = true;
+    tlsConn?.destroy();
+    conn.destroy();
+    done?.();
+  }, TLS_HANDSHAKE_TIMEOUT_MS);
+  const onHandshake = (sock: Socket<ConnData>, success: boolean, sni: string | undefined, err: string) => {
+    clearTimeout(timer);
+    const name = sni ? canonicalHost(sni) : undefined;
+    if (!success || (name !== undefined && !isValidHostName(name))) {
+      failed = true;
+      handshakeFailed(host, name ?? canonicalHost(facts.connect.host), success ? "invalid SNI" : err);
+      sock.terminate();
+      tlsConn?.destroy();
+      conn.destroy();
+      done?.();
+      return;
+    }
+    if (!tlsConn) return; // cannot happen: a successful handshake needs the event loop
+    void serveTunnel(host, tlsConn, { ...facts, ...(name ? { sni: name } : {}) }).finally(() => {
+      tlsConn?.end();
+      done?.();
+    });
+  };
+  const [rawAfter, tls] = raw.upgradeTLS<ConnData>({
+    data: { onHandshake },
+    // the ClientHello bytes already read (Bun ≥ 1.4 feeds them to the handshake)
+    ...({ initialData: clientHello } as object),
+    // ALPN as a wire-format string: an array throws synchronously (shared/PHASE2.md §2.1)
+    tls: { key: leaf.keyPem, cert: leaf.certPem, ALPNProtocols: "\x08http/1.1" } as never,
+    socket: host.socketHandlers,
+  });
+  // Bun keeps delivering the tunnel's ciphertext to the listener's handlers after the upgrade,
+  // through the raw half it returns: detach the plain Conn from both handles, or it would buffer
+  // (and hold) every encrypted byte of the tunnel — a 1 GiB upload held 1 GiB.
+  raw.data = {};
+  if (rawAfter) rawAfter.data = {};
+  if (failed) return null;
+  tlsConn = new Conn(tls, conn.clientIp, conn.remotePort);
+  tls.data = { ...tls.data, conn: tlsConn };
+  tlsConn.busy = true;
+  host.replace(conn, tlsConn);
+  return over;
+}
+
+const lastHandshakeWarn = new Map<string, number>();
+const HANDSHAKE_WARN_INTERVAL_MS = 60_000;
+
+/**
+ * A client that does not trust our leaf (the most common setup mistake) fails the handshake and
+ * usually says nothing useful itself: one WARN per host and minute names the host and the fix.
+ */
+function handshakeFailed(_host: ConnHost, name: string, err: string): void {
+  const now = Date.now();
+  if ((lastHandshakeWarn.get(name) ?? 0) > now - HANDSHAKE_WARN_INTERVAL_MS) return;
+  if (lastHandshakeWarn.size > 1024) lastHandshakeWarn.clear();
+  lastHandshakeWarn.set(name, now);
+  warn("TLS handshake with client failed", [
+    ["host", name],
+    ["err", err.replace(/^error:[0-9a-f]+:SSL routines:OPENSSL_internal:/i, "")],
+    ["hint", "if the client does not trust the proxy's CA: `clef-proxy ca env` prints the variables to set"],
+  ]);
+}
