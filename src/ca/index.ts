@@ -4,6 +4,7 @@ export {
   CAError,
   defaultPaths,
   exportCA,
+  fsReason,
   isExportFormat,
   loadOrCreateCA,
   regenerateCA,
@@ -11,4 +12,4 @@ export {
 } from "./store.ts";
 export type { CAPaths, ExportFormat } from "./store.ts";
 export { canonicalLeafName, createLeafMinter } from "./leaf.ts";
-export type { MinterOptions } from "./leaf.ts";
+export type { Minter, MinterOptions } from "./leaf.ts";

@@ -22,4 +22,6 @@ export interface Leaf {
 export interface LeafMinter {
   /** Leaf for a DNS name or IP literal (lower-cased, port stripped by the caller). Concurrent calls for one name mint once. */
   leafFor(name: string): Promise<Leaf>;
+  /** For metrics: leaves minted since start (`leaf_mints_total`) and names cached now (`leaf_cache_size`). */
+  stats(): { mints: number; size: number };
 }

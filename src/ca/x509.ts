@@ -1,7 +1,7 @@
 // Issuing X.509 v3 certificates with ECDSA (docs/CONTRACT.md §2, §3): the TBSCertificate is built
 // with the DER helpers in der.ts and signed with node:crypto.
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
-import { bitString, ctx, type Der, extension, name, OID, oid, seq, smallInt, time, uint } from "./der.ts";
+import { bitString, bool, ctx, type Der, extension, name, OID, octets, oid, seq, smallInt, time, uint } from "./der.ts";
 
 /** Signature algorithm Go's x509 picks for an ECDSA signer of this curve. */
 export function sigAlgFor(key: KeyObject): { oid: string; hash: string } {
@@ -11,13 +11,19 @@ export function sigAlgFor(key: KeyObject): { oid: string; hash: string } {
   return { oid: OID.ecdsaWithSHA256, hash: "sha256" };
 }
 
-/** Reads one TLV at `off`: [tag, contentStart, end]. */
+/**
+ * Reads one DER TLV at `off`: [tag, contentStart, end]. Single-byte tags only (all X.509 needs);
+ * throws on a header or content past the end, on the indefinite form and on lengths over 4 bytes.
+ */
 export function readTLV(b: Uint8Array, off: number): [number, number, number] {
+  if (off + 2 > b.length) throw new Error("asn1: truncated");
   const tag = b[off]!;
   let len = b[off + 1]!;
   let start = off + 2;
   if (len & 0x80) {
     const n = len & 0x7f;
+    if (n === 0 || n > 4) throw new Error("asn1: unsupported length");
+    if (start + n > b.length) throw new Error("asn1: truncated");
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + b[start + i]!;
     start += n;
@@ -91,12 +97,12 @@ export const ROOT_NAME: Array<[string, string]> = [
 ];
 
 /** Root CA certificate for `key`, as the reference issues it (§2). */
-export function issueRoot(key: KeyObject, now = new Date()): Uint8Array {
+export function issueRoot(key: KeyObject, now = new Date(), serial = randomSerial()): Uint8Array {
   const spki = spkiDer(key);
   const subj = name(ROOT_NAME);
   return issue(
     {
-      serial: randomSerial(),
+      serial,
       issuer: subj,
       subject: subj,
       notBefore: new Date(now.getTime() - 60_000),
@@ -104,17 +110,10 @@ export function issueRoot(key: KeyObject, now = new Date()): Uint8Array {
       spki,
       extensions: [
         extension(OID.keyUsage, true, bitString(Uint8Array.of(0x06), 1)), // keyCertSign | cRLSign
-        extension(OID.basicConstraints, true, seq(bool1(), smallInt(0))), // CA:TRUE, pathlen:0
-        extension(OID.subjectKeyId, false, octetsOf(keyId(spki))),
+        extension(OID.basicConstraints, true, seq(bool(true), smallInt(0))), // CA:TRUE, pathlen:0
+        extension(OID.subjectKeyId, false, octets(keyId(spki))),
       ],
     },
     key,
   );
-}
-
-function bool1(): Der {
-  return Uint8Array.of(0x01, 0x01, 0xff);
-}
-function octetsOf(b: Uint8Array): Der {
-  return Uint8Array.of(0x04, b.length, ...b);
 }

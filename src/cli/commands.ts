@@ -90,7 +90,7 @@ export const serve = defineCommand({
 const caPath = defineCommand({
   meta: { name: "path", description: "Print the CA directory" },
   async run(): Promise<number> {
-    const { resolveCADir } = await import("../ca/store.ts");
+    const { resolveCADir } = await import("../ca/index.ts");
     let dir: string;
     try {
       dir = resolveCADir(process.env);
@@ -116,7 +116,7 @@ const caExport = defineCommand({
     if (typeof p === "number") return p;
     const format = p.values.format as string;
     const out = p.values.out as string;
-    const { resolveCADir, loadOrCreateCA, defaultPaths, exportCA, isExportFormat } = await import("../ca/store.ts");
+    const { resolveCADir, loadOrCreateCA, defaultPaths, exportCA, isExportFormat } = await import("../ca/index.ts");
     if (!isExportFormat(format)) {
       stderr(`clef-proxy ca export: ca: unknown format ${goQuote(format)} (want pem, der, or der-base64)\n`);
       return 1;
@@ -143,7 +143,7 @@ const caExport = defineCommand({
     try {
       writeFileSync(out, data, { mode: 0o644 }); // like os.WriteFile(out, data, 0644): umask applies, an existing file keeps its mode
     } catch (e) {
-      const { fsReason } = await import("../ca/store.ts");
+      const { fsReason } = await import("../ca/index.ts");
       stderr(`clef-proxy ca export: write ${out}: open ${out}: ${fsReason(e)}\n`);
       return 1;
     }
@@ -165,7 +165,7 @@ const caRegenerate = defineCommand({
       stderr("clef-proxy ca regenerate: refusing without --confirm\n");
       return 1;
     }
-    const { resolveCADir, regenerateCA, defaultPaths } = await import("../ca/store.ts");
+    const { resolveCADir, regenerateCA, defaultPaths } = await import("../ca/index.ts");
     let dir: string;
     try {
       dir = resolveCADir(process.env);
