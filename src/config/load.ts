@@ -23,7 +23,7 @@ class TypeErr extends Error {}
 type Shape =
   | { kind: "int" | "string" | "bool" | "strings" }
   | { kind: "struct"; goName: string; fields: Record<string, Shape> }
-  | { kind: "duration" };
+  | { kind: "duration"; label: string };
 
 const SCHEMA: Extract<Shape, { kind: "struct" }> = {
   kind: "struct",
@@ -43,6 +43,7 @@ const SCHEMA: Extract<Shape, { kind: "struct" }> = {
         file: { kind: "string" },
         max_size_mb: { kind: "int" },
         max_files: { kind: "int" },
+        hash_chain: { kind: "bool" },
       },
     },
     ca: {
@@ -51,7 +52,11 @@ const SCHEMA: Extract<Shape, { kind: "struct" }> = {
       fields: { cert_path: { kind: "string" }, key_path: { kind: "string" } },
     },
     metadata: { kind: "struct", goName: "config.MetadataConfig", fields: { proxy_id: { kind: "string" } } },
-    serve: { kind: "struct", goName: "config.ServeConfig", fields: { drain_timeout: { kind: "duration" } } },
+    serve: {
+      kind: "struct",
+      goName: "config.ServeConfig",
+      fields: { drain_timeout: { kind: "duration", label: "drain_timeout" } },
+    },
     lambda_loopback_only: { kind: "bool" },
   },
 };
@@ -96,14 +101,14 @@ function decode(root: JNode): Record<string, unknown> {
         // config.Duration.UnmarshalJSON: a JSON string holding a Go duration.
         if (node.t !== "str") {
           if (!firstErr)
-            firstErr = `config: drain_timeout must be a duration string: json: cannot unmarshal ${kindName(node)} into Go value of type string`;
+            firstErr = `config: ${shape.label} must be a duration string: json: cannot unmarshal ${kindName(node)} into Go value of type string`;
           return undefined;
         }
         if (node.v === "") return undefined;
         try {
           return parseGoDuration(node.v);
         } catch (e) {
-          if (!firstErr) firstErr = `config: invalid drain_timeout ${JSON.stringify(node.v)}: ${(e as Error).message}`;
+          if (!firstErr) firstErr = `config: invalid ${shape.label} ${JSON.stringify(node.v)}: ${(e as Error).message}`;
           return undefined;
         }
       case "struct": {
@@ -251,6 +256,8 @@ export function parseConfig(text: string, env: LoadEnv): Config {
   }
   if (cfg.audit.maxSizeMb === 0) cfg.audit.maxSizeMb = 100;
   if (cfg.audit.maxFiles === 0) cfg.audit.maxFiles = 5;
+  const exportsProblem = auditExports(cfg, raw.audit ?? {}, env);
+  if (exportsProblem) fail(exportsProblem);
   if ((cfg.ca.certPath === "") !== (cfg.ca.keyPath === ""))
     fail("ca.cert_path and ca.key_path must both be set or both empty");
 
@@ -263,6 +270,14 @@ export function parseConfig(text: string, env: LoadEnv): Config {
 
   if (cfg.lambdaLoopbackOnly && !lambda) fail("lambda_loopback_only=true but AWS_LAMBDA_FUNCTION_NAME is not set");
   return cfg;
+}
+
+// --- Phase 2 audit settings (shared/PHASE2.md §17) ---------------------------------------------------
+
+/** Fills cfg.audit.hashChain; returns the first validation message, or null. */
+function auditExports(cfg: Config, a: Record<string, any>, _env: LoadEnv): string | null {
+  if (a.hash_chain === true) cfg.audit.hashChain = true;
+  return null;
 }
 
 /** Read, delete, parse and validate; throws ConfigError with the framed line. */

@@ -11,6 +11,9 @@ export interface Config {
     file: string;
     maxSizeMb: number; // default 100
     maxFiles: number; // default 5
+    // Phase 2 (shared/PHASE2.md §17): present only when on, so a Phase 1 config reads as before.
+    /** audit.hash_chain: every line carries prev_sha256. */
+    hashChain?: true;
   };
   ca: { certPath: string; keyPath: string }; // both "" = default CA dir
   metadata: { proxyId: string }; // default: OS hostname
