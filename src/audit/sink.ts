@@ -1,5 +1,6 @@
 // The primary audit sink: a lossless, bounded, asynchronous writer in front of stdout or the
-// rotating file (docs/CONTRACT.md §11, §18.16), optionally hash-chained (PHASE2 §17).
+// rotating file (docs/CONTRACT.md §11, §18.16), optionally hash-chained (PHASE2 §17), feeding the
+// secondary exports (webhook, OTLP: ./export/) with the exact bytes it writes.
 //
 // Writer semantics (documented in docs/CONTRACT.md §11 "Ours" and §18.16):
 // - write() never blocks the request path: the encoded line is queued and a flush is scheduled
@@ -13,13 +14,16 @@
 // - Past BACKPRESSURE_WARN_LINES queued lines one WARN is logged, and one more when it has drained.
 // - A failed write (ENOSPC, EIO, …) is logged once per failure episode; the unwritten bytes stay
 //   with the destination, which resumes from the exact byte where it stopped (every RETRY_MS).
-// - close(deadline) resolves once every accepted line is written, or at deadline + CLOSE_GRACE_MS with a WARN saying how many lines were not written,
+// - close(deadline) resolves once every accepted line is written (and the exports have flushed or
+//   given up), or at deadline + CLOSE_GRACE_MS with a WARN saying how many lines were not written,
 //   so a blocked stdout cannot hang exit.
 import type { Config } from "../config/types.ts";
 import { warn } from "../log/slog.ts";
 import { type Destination, FileDestination, StdoutDestination } from "./destination.ts";
 import { encodeAuditLine, type LineContext } from "./encode.ts";
 import { sha256Hex } from "./chain.ts";
+import type { Exporter } from "./export/engine.ts";
+import { createExporters, type ExportContext } from "./export/index.ts";
 import type { AuditEntry, AuditSink, AuditSinkStats } from "./types.ts";
 
 export { FileDestination, StdoutDestination } from "./destination.ts";
@@ -39,6 +43,8 @@ export interface WriterOptions {
   maxBytes?: number;
   /** Add prev_sha256 to every line (audit.hash_chain). */
   hashChain?: boolean;
+  /** Secondary sinks fed with every line as written. */
+  exporters?: Exporter[];
 }
 
 export class AsyncAuditWriter implements AuditSink {
@@ -59,6 +65,7 @@ export class AsyncAuditWriter implements AuditSink {
   private prevHash: string | null = null;
   private readonly maxLines: number;
   private readonly maxBytes: number;
+  private readonly exporters: Exporter[];
   written = 0;
   refused = 0;
 
@@ -69,6 +76,7 @@ export class AsyncAuditWriter implements AuditSink {
   ) {
     this.maxLines = opts.maxLines ?? QUEUE_MAX_LINES;
     this.maxBytes = opts.maxBytes ?? QUEUE_MAX_BYTES;
+    this.exporters = opts.exporters ?? [];
     if (opts.hashChain) this.prevHash = dest.chainSeed();
   }
 
@@ -135,6 +143,7 @@ export class AsyncAuditWriter implements AuditSink {
         reserved: this.reserved,
         queuedBytes: this.pendingBytes,
       },
+      ...this.exporters.map((x) => x.stats()),
     ];
   }
 
@@ -148,6 +157,7 @@ export class AsyncAuditWriter implements AuditSink {
     if (this.prevHash !== null) this.prevHash = sha256Hex(line);
     this.queue.push(line);
     this.queueBytes += Buffer.byteLength(line);
+    for (const x of this.exporters) x.push(line, entry);
     if (!this.warnedBackpressure && this.pending >= BACKPRESSURE_WARN_LINES) {
       this.warnedBackpressure = true;
       warn("audit: back-pressure, destination is slow; entries are queued, none dropped", {
@@ -220,6 +230,7 @@ export class AsyncAuditWriter implements AuditSink {
         this.schedule();
       }
     });
+    const exports = Promise.all(this.exporters.map((x) => x.close(deadlineMs)));
     const limit = Math.max(0, deadlineMs - Date.now()) + CLOSE_GRACE_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = await Promise.race([
@@ -232,6 +243,7 @@ export class AsyncAuditWriter implements AuditSink {
         not_written: this.pending,
         written_total: this.written,
       });
+    await exports;
     this.dest.close();
   }
 }
@@ -239,6 +251,8 @@ export class AsyncAuditWriter implements AuditSink {
 export interface SinkOptions extends LineContext {
   /** Test hook: rotate at this many bytes. */
   maxBytesOverride?: number;
+  /** What the exports need (proxy selection, OTLP resource); defaults: no upstream proxy, process.env. */
+  exportContext?: Partial<ExportContext>;
 }
 
 /**
@@ -250,11 +264,12 @@ export function createAuditSink(cfg: Config["audit"], opts: SinkOptions): AsyncA
     cfg.destination === "file"
       ? new FileDestination(cfg.file, cfg.maxSizeMb, cfg.maxFiles, opts.maxBytesOverride)
       : new StdoutDestination();
+  const exporters = createExporters(cfg, { proxyId: opts.proxyId, ...opts.exportContext });
   try {
     return new AsyncAuditWriter(
       dest,
       { proxyId: opts.proxyId, authMode: opts.authMode },
-      { hashChain: cfg.hashChain === true },
+      { hashChain: cfg.hashChain === true, exporters },
     );
   } catch (e) {
     dest.close();
