@@ -314,21 +314,27 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const RESERVED_HEADERS = new Set(["content-type", "content-length", "host"]);
 const MS = 1_000_000n;
 
-/** An export receiver URL: https, or http to a loopback host only. */
+/** A receiver URL as messages may show it: without userinfo, query and fragment (they can be secrets). */
+export function redactUrl(raw: string): string {
+  return raw.replace(/^([^/?#]*\/\/)[^/?#]*@/, "$1").replace(/[?#][\s\S]*$/, "");
+}
+
+/** An export receiver URL: https, or http to a loopback host only. Messages never echo userinfo or query. */
 function exportUrlProblem(field: string, raw: string): string | null {
   const parseErr = goUrlParseError(raw);
-  if (parseErr) return `${field}: ${parseErr}`;
+  if (parseErr) return `${field}: ${parseErr.replace(JSON.stringify(raw), JSON.stringify(redactUrl(raw)))}`;
   const scheme = proxyUrlScheme(raw);
   const bad = `${field}: scheme must be https (http only for loopback), got ${JSON.stringify(scheme)}`;
   if (scheme !== "https" && scheme !== "http") return bad;
   // As Go's url.Parse reads it: a host only after "//" ("https:///x" and "https:x" have none).
   const authority = /^[^:]+:\/\/([^/?#]*)/.exec(raw)?.[1] ?? "";
-  if (authority.replace(/^.*@/, "").replace(/:\d*$/, "") === "") return `${field}: ${JSON.stringify(raw)} has no host`;
+  if (authority.replace(/^.*@/, "").replace(/:\d*$/, "") === "")
+    return `${field}: ${JSON.stringify(redactUrl(raw))} has no host`;
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    return `${field}: parse ${JSON.stringify(raw)}: invalid URL`;
+    return `${field}: parse ${JSON.stringify(redactUrl(raw))}: invalid URL`;
   }
   if (scheme === "http" && !isLoopbackHost(u.hostname)) return bad;
   return null;

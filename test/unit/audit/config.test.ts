@@ -91,6 +91,13 @@ describe("audit.webhook", () => {
     );
     expect(problem({ webhook: { url: "://x" } })).toBe('audit.webhook.url: parse "://x": missing protocol scheme');
     expect(problem({ webhook: { url: "https:///x" } })).toBe('audit.webhook.url: "https:///x" has no host');
+    // userinfo and query are never echoed
+    expect(problem({ webhook: { url: "https://user:SECRET@/x?k=SECRETQ" } })).toBe(
+      'audit.webhook.url: "https:///x" has no host',
+    );
+    expect(problem({ webhook: { url: "https://u:SECRET@h.example/\x01?k=SECRETQ" } })).toBe(
+      'audit.webhook.url: parse "https://h.example/\\u0001": net/url: invalid control character in URL',
+    );
   });
 
   test("ranges", () => {
