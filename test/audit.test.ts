@@ -1,5 +1,6 @@
 // The audit log: Go-identical encoding, rotation, nothing lost under bursts and back-pressure,
-// bounded shutdown, failing sinks.
+// bounded shutdown, failing sinks; stdout closed at start; the hash chain and `audit verify`
+// (the exports: test/audit-export.test.ts; the pure modules: test/unit/audit/).
 import { describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { createReadStream, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -9,7 +10,8 @@ import { goJsonEncode } from "../src/gojson/encode.ts";
 import { AsyncAuditWriter, FileDestination } from "../src/audit/sink.ts";
 import type { AuditEntry } from "../src/audit/types.ts";
 import { agentEnv, manifest, startAgent } from "./helpers/agent.ts";
-import { freePort, startProxy, tempDir } from "./helpers/proxy.ts";
+import { OUR_BIN } from "./helpers/bin.ts";
+import { freePort, runCli, startProxy, tempDir } from "./helpers/proxy.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const TOKEN = "workload-token-xyz";
@@ -262,4 +264,159 @@ describe("nothing lost", () => {
     );
     agent.stop();
   }, 30_000);
+});
+
+describe("stdout closed at start", () => {
+  test("`serve … >&-`: audit init fails with one clear line, exit 2 (lines would vanish into /dev/null)", async () => {
+    const agent = startAgent({ services: manifest([]) });
+    const port = await freePort();
+    const cfgDir = tempDir();
+    const cfg = join(cfgDir, "c.json");
+    writeFileSync(cfg, JSON.stringify({ listen: { port } }));
+    const proc = Bun.spawn(["sh", "-c", 'exec "$0" "$@" >&-', OUR_BIN, "serve", "--config", cfg], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tempDir(), ...agentEnv(agent, TOKEN) },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    agent.stop();
+    expect(code).toBe(2);
+    const lines = err.trim().split("\n");
+    expect(lines.at(-1)).toMatch(
+      /^time=\S+ level=ERROR msg="audit init" err="audit: stdout is not writable: fd 1 was closed when the process started"$/,
+    );
+    expect(lines.some((l) => l.includes("msg=listening"))).toBe(true); // the contract's startup order
+  });
+
+  test("a deliberate >/dev/null is accepted", async () => {
+    const agent = startAgent({ services: manifest([]) });
+    const port = await freePort();
+    const cfg = join(tempDir(), "c.json");
+    writeFileSync(cfg, JSON.stringify({ listen: { port } }));
+    const proc = Bun.spawn(["sh", "-c", 'exec "$0" "$@" >/dev/null', OUR_BIN, "serve", "--config", cfg], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tempDir(), ...agentEnv(agent, TOKEN) },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    let err = "";
+    const reader = (async () => {
+      for await (const c of proc.stderr as ReadableStream<Uint8Array>) err += Buffer.from(c).toString();
+    })();
+    for (let i = 0; i < 200 && !err.includes("msg=listening"); i++) await Bun.sleep(25);
+    await Bun.sleep(100);
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    await reader;
+    agent.stop();
+    expect(err).not.toContain("audit init");
+  });
+});
+
+describe("hash chain (audit.hash_chain) and `clef-proxy audit verify`", () => {
+  const verify = (files: string[]) => runCli(["audit", "verify", ...files]);
+
+  test("through the binary: chained across rotation and a restart; verify passes, then catches tampering", async () => {
+    const agent = startAgent({ services: manifest([]) });
+    const dir = tempDir();
+    const file = join(dir, "audit.log");
+    const run = async (tag: string, n: number) => {
+      const port = await freePort();
+      const p = await startProxy({
+        config: {
+          listen: { port },
+          audit: { destination: "file", file, max_size_mb: 1, max_files: 5, hash_chain: true },
+        },
+        env: agentEnv(agent, TOKEN),
+      });
+      const big = "x".repeat(8000);
+      await pipelined(
+        port,
+        n,
+        (i) => `GET http://deny.test/${tag}/${big}/${i} HTTP/1.1\r\nHost: deny.test\r\n${AUTH}\r\n`,
+      );
+      p.kill();
+      expect(await p.exited).toBe(0);
+    };
+    await run("a", 200); // ≈1.6 MB: one rotation
+    await run("b", 150); // a restart appends to the current file and continues the chain
+    agent.stop();
+    const files = ["audit.log.2", "audit.log.1", "audit.log"].map((f) => join(dir, f));
+    expect(readdirSync(dir).sort()).toEqual(["audit.log", "audit.log.1", "audit.log.2"]);
+    const ok = await verify(files);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(ok.stdout.toString()).toBe(
+      `audit verify: ok: 350 lines in 3 files, chain intact from ${files[0]}:1 (the chain starts at its origin)\n`,
+    );
+    const first = JSON.parse(readFileSync(files[0]!, "utf8").split("\n")[0]!);
+    expect(first.prev_sha256).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+
+    // Tampering: each case on a fresh copy of the three files.
+    const tamper = async (edit: (lines: string[][]) => void) => {
+      const d = tempDir();
+      const copies = ["audit.log.2", "audit.log.1", "audit.log"].map((f) => join(d, f));
+      const contents = files.map((f) => readFileSync(f, "utf8").split("\n").slice(0, -1));
+      edit(contents);
+      contents.forEach((ls, i) => writeFileSync(copies[i]!, ls.map((l) => l + "\n").join("")));
+      const r = await verify(copies);
+      return { code: r.code, out: r.stdout.toString().replace(d + "/", "") };
+    };
+    const broken = (file: string, line: number) =>
+      new RegExp(`^audit verify: broken chain at ${file.replace(/\./g, "\\.")} line ${line}: `);
+    // an edited line (status changed) breaks the link to the next line
+    let r = await tamper((c) => (c[1]![10] = c[1]![10]!.replace('"denied"', '"injected"')));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(broken("audit.log.1", 12));
+    // a deleted line
+    r = await tamper((c) => c[0]!.splice(5, 1));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(broken("audit.log.2", 6));
+    // reordered lines
+    r = await tamper((c) => ([c[2]![3], c[2]![4]] = [c[2]![4]!, c[2]![3]!]));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(broken("audit.log", 4));
+    // an inserted line (a copy of line 2, edited): its own link is wrong
+    r = await tamper((c) => c[2]!.splice(2, 0, c[2]![1]!.replace("/b/", "/z/")));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(broken("audit.log", 3));
+    // the last line of a rotated file removed (a break across files)
+    r = await tamper((c) => c[1]!.pop());
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(broken("audit.log", 1));
+    expect(r.out).toContain("the last line of");
+  }, 60_000);
+
+  test("usage and unreadable input exit 2", async () => {
+    const none = await runCli(["audit", "verify"]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toStartWith("clef-proxy audit verify: at least one file is required\n");
+    const missing = await runCli(["audit", "verify", "/nonexistent/audit.log"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe("clef-proxy audit verify: open /nonexistent/audit.log: no such file or directory\n");
+    expect(missing.stdout.length).toBe(0);
+    const sub = await runCli(["audit"]);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toStartWith("clef-proxy audit: missing subcommand (verify)\n");
+    const bogus = await runCli(["audit", "bogus"]);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toStartWith('clef-proxy audit: unknown subcommand "bogus"\n');
+    const flag = await runCli(["audit", "verify", "-x", "f"]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toStartWith("clef-proxy audit verify: flag provided but not defined: -x\n");
+    const dir = await runCli(["audit", "verify", tempDir()]);
+    expect(dir.code).toBe(2);
+    expect(dir.stderr).toMatch(/: is a directory\n$/);
+  });
+
+  test("a file written without hash_chain is not a verified chain (exit 1)", async () => {
+    const f = join(tempDir(), "a.log");
+    writeFileSync(f, encodeAuditLine(entry(1), { proxyId: "p" }));
+    const r = await runCli(["audit", "verify", f]);
+    expect(r.code).toBe(1);
+    expect(r.stdout.toString()).toBe(
+      `audit verify: broken chain at ${f} line 1: no line carries prev_sha256 (written without audit.hash_chain?)\n`,
+    );
+  });
 });

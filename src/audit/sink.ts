@@ -1,198 +1,167 @@
-// Audit sinks: stdout (default) or an append-only file with size-based rotation (docs/CONTRACT.md
-// §11), behind a lossless asynchronous writer (§18.16).
+// The primary audit sink: a lossless, bounded, asynchronous writer in front of stdout or the
+// rotating file (docs/CONTRACT.md §11, §18.16), optionally hash-chained (PHASE2 §17), feeding the
+// secondary exports (webhook, OTLP: ./export/) with the exact bytes it writes.
 //
-// Writer semantics (ours, documented in docs/CONTRACT.md §11 "Ours"):
+// Writer semantics (documented in docs/CONTRACT.md §11 "Ours" and §18.16):
 // - write() never blocks the request path: the encoded line is queued and a flush is scheduled
 //   (lines accepted in the same event-loop turn go out in one write()).
-// - Nothing is dropped. A slow reader (stdout pipe not drained) makes the queue grow; past
-//   BACKPRESSURE_WARN_LINES one WARN is logged, and one more when the queue has drained again.
-// - A failed file write (ENOSPC, EIO, …) is logged once per failure episode; the lines stay queued
-//   and are retried (every RETRY_MS), the proxy keeps serving.
-// - close(deadline) resolves once every accepted line is written, or at deadline + CLOSE_GRACE_MS
-//   with a WARN saying how many lines were not written, so a blocked stdout cannot hang exit.
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, statSync, write as fsWrite } from "node:fs";
-import { dirname } from "node:path";
+// - Nothing accepted is ever dropped. The queue is bounded by admission: the data path calls
+//   admit() before it handles a request, which reserves room for that request's one line; admit()
+//   is false once queued + reserved lines reach QUEUE_MAX_LINES, or queued bytes (each reservation
+//   counted as RESERVED_LINE_BYTES) reach QUEUE_MAX_BYTES, and the request is refused with 503.
+//   One WARN when refusals start, one when the queue has drained below 3/4 of the bound.
+//   A write() without admission is still accepted (never dropped), above the bound if need be.
+// - Past BACKPRESSURE_WARN_LINES queued lines one WARN is logged, and one more when it has drained.
+// - A failed write (ENOSPC, EIO, …) is logged once per failure episode; the unwritten bytes stay
+//   with the destination, which resumes from the exact byte where it stopped (every RETRY_MS).
+// - close(deadline) resolves once every accepted line is written (and the exports have flushed or
+//   given up), or at deadline + CLOSE_GRACE_MS with a WARN saying how many lines were not written,
+//   so a blocked stdout cannot hang exit.
 import type { Config } from "../config/types.ts";
 import { warn } from "../log/slog.ts";
+import { type Destination, FileDestination, StdoutDestination } from "./destination.ts";
 import { encodeAuditLine, type LineContext } from "./encode.ts";
+import { sha256Hex } from "./chain.ts";
+import type { Exporter } from "./export/engine.ts";
+import { createExporters, type ExportContext } from "./export/index.ts";
 import type { AuditEntry, AuditSink, AuditSinkStats } from "./types.ts";
 
+export { FileDestination, StdoutDestination } from "./destination.ts";
+
 export const BACKPRESSURE_WARN_LINES = 10_000;
+/** The queue bound (§18.16): lines accepted or admitted and not yet written… */
+export const QUEUE_MAX_LINES = 65_536;
+/** …or their bytes, whichever is reached first. */
+export const QUEUE_MAX_BYTES = 32 * 1024 * 1024;
+/** What an admitted request's future line counts against the byte bound until it is written. */
+export const RESERVED_LINE_BYTES = 1024;
 export const CLOSE_GRACE_MS = 2_000;
 export const RETRY_MS = 250;
-const MIB = 1024 * 1024;
 
-function writeAll(fd: number, buf: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let off = 0;
-    const step = () => {
-      fsWrite(fd, buf, off, buf.length - off, null, (err, n) => {
-        if (err) {
-          if ((err as NodeJS.ErrnoException).code === "EAGAIN") return void setTimeout(step, 5);
-          return reject(err);
-        }
-        off += n;
-        if (off < buf.length) step();
-        else resolve();
-      });
-    };
-    step();
-  });
-}
-
-/** Where encoded lines go. `write` gets whole lines, in order. */
-interface Destination {
-  write(lines: string[]): Promise<void>;
-  close(): void;
-}
-
-class StdoutDestination implements Destination {
-  write(lines: string[]): Promise<void> {
-    return writeAll(1, Buffer.from(lines.join("")));
-  }
-  close(): void {}
-}
-
-/** Go-style errno text for messages (matches the reference's "open <f>: is a directory"). */
-function errnoText(e: NodeJS.ErrnoException): string {
-  const map: Record<string, string> = {
-    ENOENT: "no such file or directory",
-    EISDIR: "is a directory",
-    EACCES: "permission denied",
-    ENOTDIR: "not a directory",
-    ENOSPC: "no space left on device",
-    EROFS: "read-only file system",
-    EEXIST: "file exists",
-  };
-  return (e.code && map[e.code]) ?? e.message;
-}
-
-export class FileDestination implements Destination {
-  private fd: number;
-  private size: number;
-  private readonly maxBytes: number;
-
-  constructor(
-    readonly path: string,
-    maxSizeMb: number,
-    private readonly maxFiles: number,
-    /** Test hook: rotate at this many bytes instead of maxSizeMb MiB. */
-    maxBytesOverride?: number,
-  ) {
-    this.maxBytes = maxBytesOverride ?? maxSizeMb * MIB;
-    const dir = dirname(path);
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o750 });
-    } catch (e) {
-      throw new Error(`audit: create ${path} parent dir: mkdir ${dir}: ${errnoText(e as NodeJS.ErrnoException)}`);
-    }
-    this.fd = this.open();
-    this.size = fstatSync(this.fd).size;
-  }
-
-  private open(): number {
-    try {
-      const fd = openSync(this.path, "a", 0o640);
-      if (fstatSync(fd).isDirectory()) {
-        closeSync(fd);
-        throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
-      }
-      return fd;
-    } catch (e) {
-      throw new Error(`audit: open ${this.path}: open ${this.path}: ${errnoText(e as NodeJS.ErrnoException)}`);
-    }
-  }
-
-  private rotate(): void {
-    closeSync(this.fd);
-    // audit.log.(n-1) → .n, …, audit.log → .1; keep at most maxFiles rotated files.
-    for (let i = this.maxFiles - 1; i >= 1; i--) {
-      try {
-        renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
-      } catch {}
-    }
-    if (this.maxFiles >= 1) renameSync(this.path, `${this.path}.1`);
-    this.fd = this.open();
-    this.size = 0;
-  }
-
-  async write(lines: string[]): Promise<void> {
-    let batch: string[] = [];
-    let batchBytes = 0;
-    for (const line of lines) {
-      if (this.size + batchBytes >= this.maxBytes && this.size + batchBytes > 0) {
-        if (batch.length) await this.flushBatch(batch, batchBytes);
-        batch = [];
-        batchBytes = 0;
-        this.rotate();
-      }
-      batch.push(line);
-      batchBytes += Buffer.byteLength(line);
-    }
-    if (batch.length) await this.flushBatch(batch, batchBytes);
-  }
-
-  private async flushBatch(batch: string[], bytes: number): Promise<void> {
-    // The file may have been rotated or removed by someone else: re-check our view cheaply.
-    try {
-      if (statSync(this.path).ino !== fstatSync(this.fd).ino) throw new Error("moved");
-    } catch {
-      closeSync(this.fd);
-      this.fd = this.open();
-      this.size = fstatSync(this.fd).size;
-    }
-    await writeAll(this.fd, Buffer.from(batch.join("")));
-    this.size += bytes;
-  }
-
-  close(): void {
-    try {
-      closeSync(this.fd);
-    } catch {}
-  }
+export interface WriterOptions {
+  maxLines?: number;
+  maxBytes?: number;
+  /** Add prev_sha256 to every line (audit.hash_chain). */
+  hashChain?: boolean;
+  /** Secondary sinks fed with every line as written. */
+  exporters?: Exporter[];
 }
 
 export class AsyncAuditWriter implements AuditSink {
   private queue: string[] = [];
+  private queueBytes = 0;
+  /** Lines handed to the destination and not confirmed written, and their bytes. */
+  private handedLines = 0;
+  private handedBytes = 0;
+  private reserved = 0;
   private writing = false;
   private scheduled = false;
   private warnedBackpressure = false;
+  private refusing = false;
+  private episodeRefused = 0;
   private failing = false;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  private prevHash: string | null = null;
+  private readonly maxLines: number;
+  private readonly maxBytes: number;
+  private readonly exporters: Exporter[];
   written = 0;
+  refused = 0;
 
   constructor(
     private readonly dest: Destination,
     private readonly ctx: LineContext,
-  ) {}
+    opts: WriterOptions = {},
+  ) {
+    this.maxLines = opts.maxLines ?? QUEUE_MAX_LINES;
+    this.maxBytes = opts.maxBytes ?? QUEUE_MAX_BYTES;
+    this.exporters = opts.exporters ?? [];
+    if (opts.hashChain) this.prevHash = dest.chainSeed();
+  }
 
-  /** Placeholder until the bounded queue lands: always admits. */
+  /** Lines accepted and not yet written. */
+  get pending(): number {
+    return this.queue.length + this.handedLines;
+  }
+
+  private get pendingBytes(): number {
+    return this.queueBytes + this.handedBytes;
+  }
+
+  private full(): boolean {
+    return (
+      this.pending + this.reserved >= this.maxLines ||
+      this.pendingBytes + this.reserved * RESERVED_LINE_BYTES >= this.maxBytes
+    );
+  }
+
   admit(): boolean {
+    if (this.full()) {
+      this.refused++;
+      this.episodeRefused++;
+      if (!this.refusing) {
+        this.refusing = true;
+        warn("audit: queue full, refusing requests", {
+          queued: this.pending,
+          reserved: this.reserved,
+          queued_bytes: this.pendingBytes,
+          max_lines: this.maxLines,
+          max_bytes: this.maxBytes,
+          refused_total: this.refused,
+        });
+      }
+      return false;
+    }
+    this.reserved++;
     return true;
+  }
+
+  /** Ends a refusal episode once the queue is below 3/4 of the bound (no WARN flapping at the edge). */
+  private checkCleared(): void {
+    if (!this.refusing) return;
+    const lines = this.pending + this.reserved;
+    const bytes = this.pendingBytes + this.reserved * RESERVED_LINE_BYTES;
+    if (lines * 4 > this.maxLines * 3 || bytes * 4 > this.maxBytes * 3) return;
+    this.refusing = false;
+    warn("audit: queue has room again, accepting requests", {
+      queued: this.pending,
+      refused: this.episodeRefused,
+      refused_total: this.refused,
+    });
+    this.episodeRefused = 0;
   }
 
   stats(): AuditSinkStats[] {
     return [
       {
-        sink: this.dest instanceof FileDestination ? "file" : "stdout",
-        queued: this.queue.length,
+        sink: this.dest.kind,
+        queued: this.pending,
         written: this.written,
         dropped: 0,
+        refused: this.refused,
+        reserved: this.reserved,
+        queuedBytes: this.pendingBytes,
       },
+      ...this.exporters.map((x) => x.stats()),
     ];
   }
 
   write(entry: AuditEntry): void {
+    if (this.reserved > 0) this.reserved--;
     if (this.closed) {
       warn("audit: entry after close not written", { request_id: entry.requestId });
       return;
     }
-    this.queue.push(encodeAuditLine(entry, this.ctx));
-    if (!this.warnedBackpressure && this.queue.length >= BACKPRESSURE_WARN_LINES) {
+    const line = encodeAuditLine(entry, this.ctx, this.prevHash ?? undefined);
+    if (this.prevHash !== null) this.prevHash = sha256Hex(line);
+    this.queue.push(line);
+    this.queueBytes += Buffer.byteLength(line);
+    for (const x of this.exporters) x.push(line, entry);
+    if (!this.warnedBackpressure && this.pending >= BACKPRESSURE_WARN_LINES) {
       this.warnedBackpressure = true;
       warn("audit: back-pressure, destination is slow; entries are queued, none dropped", {
-        queued: this.queue.length,
+        queued: this.pending,
       });
     }
     this.schedule();
@@ -210,24 +179,32 @@ export class AsyncAuditWriter implements AuditSink {
   private async pump(): Promise<void> {
     if (this.writing) return;
     this.writing = true;
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 || this.handedLines > 0) {
       const lines = this.queue;
+      this.handedLines += lines.length;
+      this.handedBytes += this.queueBytes;
       this.queue = [];
+      this.queueBytes = 0;
       try {
         await this.dest.write(lines);
-        this.written += lines.length;
+        this.written += this.handedLines;
+        this.handedLines = 0;
+        this.handedBytes = 0;
         if (this.failing) {
           this.failing = false;
           warn("audit: destination writable again", { written_total: this.written });
         }
+        this.checkCleared();
       } catch (e) {
-        // Keep the lines (in order, ahead of newer ones) and retry later.
-        this.queue = lines.concat(this.queue);
+        // The destination keeps what it could not write and resumes it on the next call.
+        const done = this.handedLines - this.dest.backlog;
+        this.written += done;
+        this.handedLines -= done;
         if (!this.failing) {
           this.failing = true;
           warn("audit: write failed, retrying; entries are kept", {
             err: (e as Error).message,
-            queued: this.queue.length,
+            queued: this.pending,
           });
         }
         this.writing = false;
@@ -240,23 +217,20 @@ export class AsyncAuditWriter implements AuditSink {
       this.warnedBackpressure = false;
       warn("audit: back-pressure cleared", { written_total: this.written });
     }
+    this.checkCleared();
     for (const w of this.idleWaiters.splice(0)) w();
-  }
-
-  /** Number of accepted lines not yet written. */
-  get pending(): number {
-    return this.queue.length + (this.writing ? 1 : 0);
   }
 
   async close(deadlineMs: number): Promise<void> {
     this.closed = true;
     const idle = new Promise<void>((resolve) => {
-      if (this.queue.length === 0 && !this.writing) resolve();
+      if (this.pending === 0 && !this.writing) resolve();
       else {
         this.idleWaiters.push(resolve);
         this.schedule();
       }
     });
+    const exports = Promise.all(this.exporters.map((x) => x.close(deadlineMs)));
     const limit = Math.max(0, deadlineMs - Date.now()) + CLOSE_GRACE_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = await Promise.race([
@@ -266,9 +240,10 @@ export class AsyncAuditWriter implements AuditSink {
     clearTimeout(timer);
     if (timedOut)
       warn("audit: shutdown deadline reached before every entry was written", {
-        not_written: this.queue.length,
+        not_written: this.pending,
         written_total: this.written,
       });
+    await exports;
     this.dest.close();
   }
 }
@@ -276,13 +251,28 @@ export class AsyncAuditWriter implements AuditSink {
 export interface SinkOptions extends LineContext {
   /** Test hook: rotate at this many bytes. */
   maxBytesOverride?: number;
+  /** What the exports need (proxy selection, OTLP resource); defaults: no upstream proxy, process.env. */
+  exportContext?: Partial<ExportContext>;
 }
 
-/** Throws Error("audit: …") when the file cannot be opened (serve logs `msg="audit init"`, exit 2). */
+/**
+ * Throws Error("audit: …") when the destination cannot be used (the file cannot be opened, stdout
+ * is closed): serve logs `msg="audit init"` and exits 2.
+ */
 export function createAuditSink(cfg: Config["audit"], opts: SinkOptions): AsyncAuditWriter {
-  const dest =
+  const dest: Destination =
     cfg.destination === "file"
       ? new FileDestination(cfg.file, cfg.maxSizeMb, cfg.maxFiles, opts.maxBytesOverride)
       : new StdoutDestination();
-  return new AsyncAuditWriter(dest, { proxyId: opts.proxyId, authMode: opts.authMode });
+  const exporters = createExporters(cfg, { proxyId: opts.proxyId, ...opts.exportContext });
+  try {
+    return new AsyncAuditWriter(
+      dest,
+      { proxyId: opts.proxyId, authMode: opts.authMode },
+      { hashChain: cfg.hashChain === true, exporters },
+    );
+  } catch (e) {
+    dest.close();
+    throw new Error(`audit: hash chain: read the last line of ${cfg.file}: ${(e as Error).message}`);
+  }
 }

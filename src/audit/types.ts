@@ -41,10 +41,27 @@ export interface AuditEntry {
 export interface AuditSinkStats {
   /** "stdout" | "file" | "webhook" | "otlp" */
   sink: string;
-  /** Lines accepted and not yet written/delivered. */
+  /** Lines accepted and not yet written/delivered (exports: queued plus the batch in flight). */
   queued: number;
+  /** Lines written (primary) or delivered with a 2xx (exports). */
   written: number;
+  /** Lines given up: always 0 for the primary sink (nothing accepted is dropped); for an export the
+   * sum of `droppedQueueFull` and `rejected`. */
   dropped: number;
+  // --- primary sink only ---
+  /** admit() calls answered false (requests refused with 503 because the queue was full). */
+  refused?: number;
+  /** Admissions whose line has not been written yet. */
+  reserved?: number;
+  /** Bytes of the lines counted in `queued`. */
+  queuedBytes?: number;
+  // --- exports only ---
+  /** Oldest lines dropped because the export's queue was full (receiver slow or down). */
+  droppedQueueFull?: number;
+  /** Lines in batches the receiver refused permanently (non-retryable 3xx/4xx). */
+  rejected?: number;
+  /** Delivery attempts that failed and were retried. */
+  retries?: number;
 }
 
 export interface AuditSink {

@@ -201,9 +201,59 @@ export const ca = defineCommand({
   },
 });
 
+const AUDIT_USAGE = "usage: clef-proxy audit verify <file>... (oldest first, e.g. audit.log.2 audit.log.1 audit.log)\n";
+
+const auditVerify = defineCommand({
+  meta: {
+    name: "verify",
+    description: "Check the hash chain (audit.hash_chain) of audit files given oldest first; exit 0 intact, 1 broken",
+  },
+  async run({ rawArgs }: Ctx): Promise<number> {
+    let files: string[];
+    try {
+      files = parseGoFlags(rawArgs, {}).rest;
+    } catch (e) {
+      stderr(`clef-proxy audit verify: ${errText(e)}\n${AUDIT_USAGE}`);
+      return 2;
+    }
+    if (files.length === 0) {
+      stderr(`clef-proxy audit verify: at least one file is required\n${AUDIT_USAGE}`);
+      return 2;
+    }
+    const { verifyFiles, formatVerdict } = await import("../audit/chain.ts");
+    let verdict: ReturnType<typeof verifyFiles>;
+    try {
+      verdict = verifyFiles(files);
+    } catch (e) {
+      stderr(`clef-proxy audit verify: ${errText(e)}\n`);
+      return 2;
+    }
+    await stdout(formatVerdict(verdict) + "\n");
+    return verdict.ok ? 0 : 1;
+  },
+});
+
+/** `clef-proxy audit …` (ours only; usage errors exit 2). */
+export const audit = defineCommand({
+  meta: { name: "audit", description: "Audit log tools" },
+  subCommands: { verify: auditVerify },
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const sub = rawArgs[0];
+    if (sub === undefined) {
+      stderr(`clef-proxy audit: missing subcommand (verify)\n${AUDIT_USAGE}`);
+      return 2;
+    }
+    if (sub !== "verify") {
+      stderr(`clef-proxy audit: unknown subcommand ${goQuote(sub)}\n${AUDIT_USAGE}`);
+      return 2;
+    }
+    return invoke(auditVerify, rawArgs.slice(1));
+  },
+});
+
 export const root = defineCommand({
   meta: { name: "clef-proxy", version: VERSION, description: "forward credential proxy for @clef-sh/agent" },
-  subCommands: { serve, ca },
+  subCommands: { serve, ca, audit },
 });
 
 async function invoke(cmd: CommandDef<any>, rawArgs: string[], loadServe?: Ctx["loadServe"]): Promise<number> {
@@ -234,6 +284,8 @@ export async function main(argv: string[], loadServe?: Ctx["loadServe"]): Promis
       return invoke(serve, argv.slice(1), loadServe);
     case "ca":
       return invoke(ca, argv.slice(1));
+    case "audit":
+      return invoke(audit, argv.slice(1));
   }
   stderr(`clef-proxy: unknown subcommand ${goQuote(first)}\n${USAGE}`);
   return 1;

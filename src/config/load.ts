@@ -7,6 +7,7 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import * as v from "valibot";
 import { formatGoDuration, parseGoDuration } from "./duration.ts";
+import { isLoopbackHost } from "../audit/export/loopback.ts";
 import { type JNode, GoJsonError, kindName, member, parseGoJson } from "../gojson/decode.ts";
 import type { Config } from "./types.ts";
 
@@ -21,9 +22,9 @@ const DRAIN_CAP = 60_000_000_000n;
 class TypeErr extends Error {}
 
 type Shape =
-  | { kind: "int" | "string" | "bool" | "strings" }
+  | { kind: "int" | "string" | "bool" | "strings" | "headers" }
   | { kind: "struct"; goName: string; fields: Record<string, Shape> }
-  | { kind: "duration" };
+  | { kind: "duration"; label: string };
 
 const SCHEMA: Extract<Shape, { kind: "struct" }> = {
   kind: "struct",
@@ -43,6 +44,31 @@ const SCHEMA: Extract<Shape, { kind: "struct" }> = {
         file: { kind: "string" },
         max_size_mb: { kind: "int" },
         max_files: { kind: "int" },
+        hash_chain: { kind: "bool" },
+        webhook: {
+          kind: "struct",
+          goName: "config.WebhookConfig",
+          fields: {
+            url: { kind: "string" },
+            hmac_secret: { kind: "string" },
+            headers: { kind: "headers" },
+            batch_max_lines: { kind: "int" },
+            flush_interval: { kind: "duration", label: "audit.webhook.flush_interval" },
+            timeout: { kind: "duration", label: "audit.webhook.timeout" },
+            queue_max_lines: { kind: "int" },
+          },
+        },
+        otlp: {
+          kind: "struct",
+          goName: "config.OTLPConfig",
+          fields: {
+            endpoint: { kind: "string" },
+            enabled: { kind: "bool" },
+            headers: { kind: "headers" },
+            timeout: { kind: "duration", label: "audit.otlp.timeout" },
+            queue_max_lines: { kind: "int" },
+          },
+        },
       },
     },
     ca: {
@@ -51,7 +77,11 @@ const SCHEMA: Extract<Shape, { kind: "struct" }> = {
       fields: { cert_path: { kind: "string" }, key_path: { kind: "string" } },
     },
     metadata: { kind: "struct", goName: "config.MetadataConfig", fields: { proxy_id: { kind: "string" } } },
-    serve: { kind: "struct", goName: "config.ServeConfig", fields: { drain_timeout: { kind: "duration" } } },
+    serve: {
+      kind: "struct",
+      goName: "config.ServeConfig",
+      fields: { drain_timeout: { kind: "duration", label: "drain_timeout" } },
+    },
     lambda_loopback_only: { kind: "bool" },
   },
 };
@@ -96,16 +126,27 @@ function decode(root: JNode): Record<string, unknown> {
         // config.Duration.UnmarshalJSON: a JSON string holding a Go duration.
         if (node.t !== "str") {
           if (!firstErr)
-            firstErr = `config: drain_timeout must be a duration string: json: cannot unmarshal ${kindName(node)} into Go value of type string`;
+            firstErr = `config: ${shape.label} must be a duration string: json: cannot unmarshal ${kindName(node)} into Go value of type string`;
           return undefined;
         }
         if (node.v === "") return undefined;
         try {
           return parseGoDuration(node.v);
         } catch (e) {
-          if (!firstErr) firstErr = `config: invalid drain_timeout ${JSON.stringify(node.v)}: ${(e as Error).message}`;
+          if (!firstErr) firstErr = `config: invalid ${shape.label} ${JSON.stringify(node.v)}: ${(e as Error).message}`;
           return undefined;
         }
+      case "headers": {
+        // map[string]string (audit.webhook.headers, audit.otlp.headers), in the file's order.
+        if (node.t !== "obj") return typeErr(node, "map[string]string", structName, path);
+        const out: Array<[string, string]> = [];
+        for (const [k, item] of node.v) {
+          if (item.t === "null") out.push([k, ""]);
+          else if (item.t !== "str") typeErr(item, "string", structName, `${path}.${k}`);
+          else out.push([k, item.v]);
+        }
+        return out;
+      }
       case "struct": {
         if (node.t !== "obj") return typeErr(node, shape.goName, structName, path);
         const out: Record<string, unknown> = {};
@@ -251,6 +292,8 @@ export function parseConfig(text: string, env: LoadEnv): Config {
   }
   if (cfg.audit.maxSizeMb === 0) cfg.audit.maxSizeMb = 100;
   if (cfg.audit.maxFiles === 0) cfg.audit.maxFiles = 5;
+  const exportsProblem = auditExports(cfg, raw.audit ?? {}, env);
+  if (exportsProblem) fail(exportsProblem);
   if ((cfg.ca.certPath === "") !== (cfg.ca.keyPath === ""))
     fail("ca.cert_path and ca.key_path must both be set or both empty");
 
@@ -263,6 +306,168 @@ export function parseConfig(text: string, env: LoadEnv): Config {
 
   if (cfg.lambdaLoopbackOnly && !lambda) fail("lambda_loopback_only=true but AWS_LAMBDA_FUNCTION_NAME is not set");
   return cfg;
+}
+
+// --- Phase 2 audit settings: hash_chain, webhook, otlp (shared/PHASE2.md §14, §15, §17) -------------
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const RESERVED_HEADERS = new Set(["content-type", "content-length", "host"]);
+const MS = 1_000_000n;
+
+/** A receiver URL as messages may show it: without userinfo, query and fragment (they can be secrets). */
+export function redactUrl(raw: string): string {
+  return raw.replace(/^([^/?#]*\/\/)[^/?#]*@/, "$1").replace(/[?#][\s\S]*$/, "");
+}
+
+/** An export receiver URL: https, or http to a loopback host only. Messages never echo userinfo or query. */
+function exportUrlProblem(field: string, raw: string): string | null {
+  const parseErr = goUrlParseError(raw);
+  if (parseErr) return `${field}: ${parseErr.replace(JSON.stringify(raw), JSON.stringify(redactUrl(raw)))}`;
+  const scheme = proxyUrlScheme(raw);
+  const bad = `${field}: scheme must be https (http only for loopback), got ${JSON.stringify(scheme)}`;
+  if (scheme !== "https" && scheme !== "http") return bad;
+  // As Go's url.Parse reads it: a host only after "//" ("https:///x" and "https:x" have none).
+  const authority = /^[^:]+:\/\/([^/?#]*)/.exec(raw)?.[1] ?? "";
+  if (authority.replace(/^.*@/, "").replace(/:\d*$/, "") === "")
+    return `${field}: ${JSON.stringify(redactUrl(raw))} has no host`;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return `${field}: parse ${JSON.stringify(redactUrl(raw))}: invalid URL`;
+  }
+  if (scheme === "http" && !isLoopbackHost(u.hostname)) return bad;
+  return null;
+}
+
+/** Names are tokens, not Content-Type/Content-Length/Host; values are header-safe (never echoed). */
+function headersProblem(field: string, headers: Array<[string, string]>): string | null {
+  for (const [k, v] of headers) {
+    if (!HEADER_NAME.test(k)) return `${field}: ${JSON.stringify(k)} is not a valid header name`;
+    if (RESERVED_HEADERS.has(k.toLowerCase())) return `${field}: ${k} cannot be set`;
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(v))
+      return `${field}: the value of ${k} contains CR, LF or another character not allowed in a header`;
+  }
+  return null;
+}
+
+/** OTEL_EXPORTER_OTLP_HEADERS: `k1=v1,k2=v2`, keys and values percent-decoded (W3C baggage form). */
+function parseOtelHeaders(name: string, text: string): Array<[string, string]> | string {
+  const out: Array<[string, string]> = [];
+  let i = 0;
+  for (const part of text.split(",")) {
+    i++;
+    if (part.trim() === "") continue;
+    const eq = part.indexOf("=");
+    if (eq <= 0) return `audit.otlp.headers: ${name}: entry ${i} is not key=value`;
+    try {
+      out.push([decodeURIComponent(part.slice(0, eq).trim()), decodeURIComponent(part.slice(eq + 1).trim())]);
+    } catch {
+      return `audit.otlp.headers: ${name}: entry ${i} has an invalid percent-encoding`;
+    }
+  }
+  return out;
+}
+
+function intSetting(field: string, v: number | undefined, min: number, max: number, def: number): number | string {
+  if (v === undefined || v === 0) return def;
+  if (v < min || v > max) return `${field}: ${v} out of range (${min}-${max})`;
+  return v;
+}
+
+function durSetting(field: string, ns: bigint | undefined, min: bigint, max: bigint, def: bigint): number | string {
+  if (ns === undefined || ns === 0n) return Number(def / MS);
+  if (ns < min || ns > max)
+    return `${field}: ${formatGoDuration(ns)} out of range (${formatGoDuration(min)}-${formatGoDuration(max)})`;
+  return Number(ns / MS);
+}
+
+/** Fills cfg.audit.hashChain / webhook / otlp; returns the first validation message, or null. */
+function auditExports(cfg: Config, a: Record<string, any>, env: LoadEnv): string | null {
+  if (a.hash_chain === true) cfg.audit.hashChain = true;
+  const shared = (prefix: string, o: Record<string, any>) => {
+    const timeoutMs = durSetting(`${prefix}.timeout`, o.timeout, 1000n * MS, 60_000n * MS, 10_000n * MS);
+    if (typeof timeoutMs === "string") return timeoutMs;
+    const queueMaxLines = intSetting(`${prefix}.queue_max_lines`, o.queue_max_lines, 1000, 10_000_000, 100_000);
+    if (typeof queueMaxLines === "string") return queueMaxLines;
+    return { timeoutMs, queueMaxLines };
+  };
+
+  const w = a.webhook as Record<string, any> | undefined;
+  if (w && typeof w.url === "string" && w.url !== "") {
+    const m = exportUrlProblem("audit.webhook.url", w.url) ?? headersProblem("audit.webhook.headers", w.headers ?? []);
+    if (m) return m;
+    const batchMaxLines = intSetting("audit.webhook.batch_max_lines", w.batch_max_lines, 1, 10_000, 500);
+    if (typeof batchMaxLines === "string") return batchMaxLines;
+    const flushIntervalMs = durSetting(
+      "audit.webhook.flush_interval",
+      w.flush_interval,
+      100n * MS,
+      60_000n * MS,
+      1000n * MS,
+    );
+    if (typeof flushIntervalMs === "string") return flushIntervalMs;
+    const sh = shared("audit.webhook", w);
+    if (typeof sh === "string") return sh;
+    cfg.audit.webhook = {
+      url: w.url,
+      headers: w.headers ?? [],
+      hmacSecret: w.hmac_secret ?? "",
+      batchMaxLines,
+      flushIntervalMs,
+      ...sh,
+    };
+  }
+
+  // OTLP: on when audit.otlp.endpoint is set, or enabled:true with the endpoint from the env; the
+  // OTEL_EXPORTER_OTLP_* variables are read only then (the workload's env is not the proxy's config).
+  const o = a.otlp as Record<string, any> | undefined;
+  if (o && o.enabled !== false && ((typeof o.endpoint === "string" && o.endpoint !== "") || o.enabled === true)) {
+    let url: string;
+    let field = "audit.otlp.endpoint";
+    if (o.endpoint) {
+      const m = exportUrlProblem(field, o.endpoint);
+      if (m) return m;
+      // A base URL (no path) gets the logs path, as OTEL_EXPORTER_OTLP_ENDPOINT; a URL with a path is used as is.
+      const u = new URL(o.endpoint);
+      url = o.endpoint;
+      if (u.pathname === "/") {
+        u.pathname = "/v1/logs";
+        url = u.href;
+      }
+    } else if (env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) {
+      url = env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT;
+      field = "audit.otlp.endpoint (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT)";
+      const m = exportUrlProblem(field, url);
+      if (m) return m;
+    } else if (env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+      field = "audit.otlp.endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)";
+      const m = exportUrlProblem(field, env.OTEL_EXPORTER_OTLP_ENDPOINT);
+      if (m) return m;
+      url = env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "") + "/v1/logs";
+    } else {
+      return "audit.otlp.enabled: true but no endpoint: set audit.otlp.endpoint, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT";
+    }
+    let headers: Array<[string, string]> = o.headers ?? [];
+    if (o.headers === undefined) {
+      const name = env.OTEL_EXPORTER_OTLP_LOGS_HEADERS
+        ? "OTEL_EXPORTER_OTLP_LOGS_HEADERS"
+        : env.OTEL_EXPORTER_OTLP_HEADERS
+          ? "OTEL_EXPORTER_OTLP_HEADERS"
+          : null;
+      if (name) {
+        const parsed = parseOtelHeaders(name, env[name]!);
+        if (typeof parsed === "string") return parsed;
+        headers = parsed;
+      }
+    }
+    const m = headersProblem("audit.otlp.headers", headers);
+    if (m) return m;
+    const sh = shared("audit.otlp", o);
+    if (typeof sh === "string") return sh;
+    cfg.audit.otlp = { url, headers, ...sh };
+  }
+  return null;
 }
 
 /** Read, delete, parse and validate; throws ConfigError with the framed line. */

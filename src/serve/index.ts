@@ -180,6 +180,12 @@ async function serve(
     audit = createAuditSink(cfg.audit, {
       proxyId: cfg.metadata.proxyId,
       authMode: mode.loopback ? "lambda-loopback" : undefined,
+      exportContext: {
+        upstream: cfg.upstream,
+        env,
+        identity: manifest.identity,
+        environment: manifest.environment,
+      },
     });
   } catch (e) {
     error("audit init", { err: (e as Error).message });
