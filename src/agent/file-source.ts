@@ -56,7 +56,8 @@ function fileProblem(path: string): string | null {
   }
 }
 
-function logProblem(p: SecretProblem): void {
+/** The WARN line for an unavailable secret (at startup for each problem, and per request). */
+export function warnSecretProblem(p: SecretProblem): void {
   warn("standalone secret unavailable", { handle: p.handle, source: p.source, problem: p.problem });
 }
 
@@ -118,13 +119,13 @@ export function loadServicesFile(path: string, env: Record<string, string | unde
       const handle = `${namespace}/${key}`;
       const where = secrets[handle];
       if (!where) {
-        logProblem(problemOf(handle)!);
+        warnSecretProblem(problemOf(handle)!);
         throw new CredentialError("not_found", `agent: credential ${handle} not found`);
       }
       if (where.startsWith("env:")) {
         const value = env[where.slice(4)];
         if (value === undefined) {
-          logProblem({ handle, source: where, problem: "is not set" });
+          warnSecretProblem(problemOf(handle)!);
           throw new CredentialError("not_found", `agent: credential ${handle} not found (${where} is not set)`);
         }
         return value;
@@ -133,7 +134,7 @@ export function loadServicesFile(path: string, env: Record<string, string | unde
         return readFileSync(resolve(base, where.slice(5)), "utf8").replace(/\r?\n$/, "");
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? "read error";
-        logProblem(problemOf(handle) ?? { handle, source: where, problem: code });
+        warnSecretProblem(problemOf(handle) ?? { handle, source: where, problem: code });
         throw new CredentialError("agent", `agent: credential ${handle}: ${code} reading ${where}`);
       }
     },

@@ -4,7 +4,7 @@
 // 3 agent not ready within 30 s; 4 agent URL/token or workload token; 5 CA; 6 bind.
 import { randomBytes } from "node:crypto";
 import { type AgentError, createAgentClient } from "../agent/client.ts";
-import { loadServicesFile } from "../agent/file-source.ts";
+import { loadServicesFile, warnSecretProblem } from "../agent/file-source.ts";
 import type { CredentialSource, Manifest } from "../agent/types.ts";
 import { createAuditSink } from "../audit/sink.ts";
 import { CAError, createLeafMinter, defaultPaths, loadOrCreateCA, resolveCADir } from "../ca/index.ts";
@@ -139,8 +139,7 @@ async function serve(
       service_count: manifest.services.length,
       passthrough_count: manifest.passthroughHosts.length,
     });
-    for (const p of src.problems())
-      warn("standalone secret unavailable", { handle: p.handle, source: p.source, problem: p.problem });
+    src.problems().forEach(warnSecretProblem);
   } else {
     let agent;
     try {
