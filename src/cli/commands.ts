@@ -66,6 +66,16 @@ async function flagsOr1(
 
 const HELP_ARGS = new Set(["-h", "-help", "--help"]);
 
+/** The CA directory, or exit code 5 after the reference's `clef-proxy: resolve CA dir: …` line. */
+function caDirOr5(resolveCADir: (env: NodeJS.ProcessEnv) => string): string | number {
+  try {
+    return resolveCADir(process.env);
+  } catch (e) {
+    stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
+    return 5;
+  }
+}
+
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -140,13 +150,8 @@ const caExport = defineCommand({
       stderr(`clef-proxy ca export: ca: unknown format ${goQuote(format)} (want pem, der, or der-base64)\n`);
       return 1;
     }
-    let dir: string;
-    try {
-      dir = resolveCADir(process.env);
-    } catch (e) {
-      stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
-      return 5;
-    }
+    const dir = caDirOr5(resolveCADir);
+    if (typeof dir === "number") return dir;
     let data: Uint8Array;
     try {
       data = exportCA(loadOrCreateCA(defaultPaths(dir)), format);
@@ -185,13 +190,8 @@ const caRegenerate = defineCommand({
       return 1;
     }
     const { resolveCADir, regenerateCA, defaultPaths } = await import("../ca/store.ts");
-    let dir: string;
-    try {
-      dir = resolveCADir(process.env);
-    } catch (e) {
-      stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
-      return 5;
-    }
+    const dir = caDirOr5(resolveCADir);
+    if (typeof dir === "number") return dir;
     try {
       regenerateCA(defaultPaths(dir));
     } catch (e) {
@@ -223,13 +223,8 @@ const caEnv = defineCommand({
       return 1;
     }
     const { resolveCADir, loadOrCreateCA, defaultPaths } = await import("../ca/index.ts");
-    let dir: string;
-    try {
-      dir = resolveCADir(process.env);
-    } catch (e) {
-      stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
-      return 5;
-    }
+    const dir = caDirOr5(resolveCADir);
+    if (typeof dir === "number") return dir;
     const paths = defaultPaths(dir);
     let bundle: string;
     try {
