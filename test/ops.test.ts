@@ -449,6 +449,17 @@ describe("diagnostics", () => {
     expect(lines.indexOf('level=INFO msg="agent ready"')).toBeGreaterThan(
       lines.findIndex((l) => l.includes("waiting for agent")),
     );
+    // a password in CLEF_PROXY_AGENT_URL is not logged
+    const b = agent({ ready: (n) => new Response("no", { status: n === 1 ? 503 : 200 }) });
+    const withUser = b.url.replace("http://", "http://user:pw-in-url-55@");
+    const r = await startProxy({
+      config: { listen: { port: await freePort() } },
+      env: { ...agentEnv(b), CLEF_PROXY_AGENT_URL: withUser },
+    });
+    r.kill("SIGTERM");
+    await r.exited;
+    expect(r.stderr.find((l) => l.includes("waiting for agent"))).toEndWith(`url=${b.url}/v1/ready`);
+    expect(r.stderr.join("\n")).not.toContain("pw-in-url-55");
     // ready at once: no such line
     const q = await startProxy({ config: { listen: { port: await freePort() } }, env: agentEnv(agent()) });
     q.kill("SIGTERM");

@@ -164,7 +164,7 @@ async function counted<T>(endpoint: "services" | "secrets", call: Promise<T>): P
 }
 
 /** A URL for logs: userinfo (a password someone put in CLEF_PROXY_AGENT_URL) removed. */
-function redactUserinfo(url: string): string {
+export function redactUserinfo(url: string): string {
   return url.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^/@]*@/, "$1");
 }
 

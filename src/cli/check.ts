@@ -11,7 +11,7 @@
 // line `clef-proxy check: <problem>` per problem (exit 1). Warnings (unknown config fields) go to
 // stderr and do not fail the check.
 import { statSync } from "node:fs";
-import { createAgentClient } from "../agent/client.ts";
+import { createAgentClient, redactUserinfo } from "../agent/client.ts";
 import { credentialHandles, loadServicesFile } from "../agent/file-source.ts";
 import { CredentialError, type CredentialSource, type Manifest } from "../agent/types.ts";
 import { defaultPaths, loadOrCreateCA, resolveCADir } from "../ca/index.ts";
@@ -133,7 +133,7 @@ async function check(opts: CheckOptions, env: Record<string, string | undefined>
         await agent.waitReady(undefined, CHECK_READY_TIMEOUT_MS);
         manifest = await agent.services();
         out.ok(
-          `ok: agent ${agent.baseUrl} (ready; identity ${JSON.stringify(manifest.identity)}, environment ` +
+          `ok: agent ${redactUserinfo(agent.baseUrl)} (ready; identity ${JSON.stringify(manifest.identity)}, environment ` +
             `${JSON.stringify(manifest.environment)}, ${plural(manifest.services.length, "service")})`,
         );
         credentialsChecked = (await checkCredentials(agent, manifest, problem)) === 0;
