@@ -1,8 +1,11 @@
 // The agent client (docs/CONTRACT.md §5, §6): readiness poll, the services manifest (once, at
 // startup), and secrets on demand with a short in-memory cache (§18.13).
+import { createHash } from "node:crypto";
 import * as v from "valibot";
 import { GoJsonError, parseGoJson } from "../gojson/decode.ts";
 import { goUrlParseError } from "../config/load.ts";
+import { info } from "../log/slog.ts";
+import { series } from "../metrics/series.ts";
 import { CredentialError, type CredentialSource, type Manifest } from "./types.ts";
 
 /** Exit-code-carrying failure: `code` is the process exit code the serve lifecycle uses. */
@@ -142,10 +145,35 @@ export function manifestFromJson(json: unknown, source = "/v1/services"): Manife
   };
 }
 
+/** Counts one /v1/services or /v1/secrets call in agent_requests_total by its outcome. */
+async function counted<T>(endpoint: "services" | "secrets", call: Promise<T>): Promise<T> {
+  try {
+    const out = await call;
+    series.agentRequests.inc({ endpoint, result: "ok" });
+    return out;
+  } catch (e) {
+    const result =
+      e instanceof CredentialError && e.kind === "not_found"
+        ? "not_found"
+        : (e as Error).message === "agent: unauthorized"
+          ? "unauthorized"
+          : "error";
+    series.agentRequests.inc({ endpoint, result });
+    throw e;
+  }
+}
+
+/** A URL for logs: userinfo (a password someone put in CLEF_PROXY_AGENT_URL) removed. */
+export function redactUserinfo(url: string): string {
+  return url.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^/@]*@/, "$1");
+}
+
 export class AgentClient implements CredentialSource {
   private readonly cache = new Map<string, { value: string; expires: number }>();
   private readonly inflight = new Map<string, Promise<string>>();
   private closed = false;
+  /** SHA-256 (hex) of the last /v1/services body as received (metrics manifest_info). */
+  servicesSha256 = "";
 
   constructor(
     readonly baseUrl: string,
@@ -187,12 +215,15 @@ export class AgentClient implements CredentialSource {
       try {
         const res = await this.get("/v1/ready", false, signal);
         await res.body?.cancel().catch(() => {});
+        series.agentRequests.inc({ endpoint: "ready", result: res.status === 200 ? "ok" : "error" });
         if (res.status === 200) return;
         lastErr = `status ${res.status}`;
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
+        series.agentRequests.inc({ endpoint: "ready", result: "error" });
         lastErr = (e as Error).message;
       }
+      if (attempt === 0) info("waiting for agent", { url: redactUserinfo(this.url("/v1/ready")) });
       const wait = Math.min(READY_BACKOFF_MS[attempt] ?? READY_MAX_INTERVAL_MS, Math.max(0, deadline - Date.now()));
       if (wait <= 0 || Date.now() >= deadline) {
         throw new AgentError(`agent: /v1/ready not reachable: context deadline exceeded (last error: ${lastErr})`, 3);
@@ -214,7 +245,11 @@ export class AgentClient implements CredentialSource {
   }
 
   /** GET /v1/services once; rejects AgentError(code 1) with the reference's messages. */
-  async services(): Promise<Manifest> {
+  services(): Promise<Manifest> {
+    return counted("services", this.fetchServices());
+  }
+
+  private async fetchServices(): Promise<Manifest> {
     let res: Response;
     try {
       res = await this.get("/v1/services", true);
@@ -227,6 +262,7 @@ export class AgentClient implements CredentialSource {
     } catch (e) {
       throw new AgentError(`agent: /v1/services: ${(e as Error).message}`, 1);
     }
+    this.servicesSha256 = createHash("sha256").update(body).digest("hex");
     if (res.status === 401) throw new AgentError("agent: unauthorized", 1);
     if (res.status !== 200) throw new AgentError(`agent: /v1/services: ${res.status}${errorSuffix(body)}`, 1);
     let json: unknown;
@@ -250,10 +286,17 @@ export class AgentClient implements CredentialSource {
     const handle = `${namespace}/${key}`;
     const now = Date.now();
     const hit = this.cache.get(handle);
-    if (hit && hit.expires > now) return hit.value;
+    if (hit && hit.expires > now) {
+      series.secretCache.inc({ result: "hit" });
+      return hit.value;
+    }
     const pending = this.inflight.get(handle);
-    if (pending) return pending;
-    const p = this.fetchSecret(namespace, key, signal).finally(() => this.inflight.delete(handle));
+    if (pending) {
+      series.secretCache.inc({ result: "hit" });
+      return pending;
+    }
+    series.secretCache.inc({ result: "miss" });
+    const p = counted("secrets", this.fetchSecret(namespace, key, signal)).finally(() => this.inflight.delete(handle));
     this.inflight.set(handle, p);
     const value = await p;
     if (!this.closed && SECRET_TTL_MS > 0) {

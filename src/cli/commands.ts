@@ -2,12 +2,16 @@
 // Dispatch and flag parsing are ours (./goflag.ts explains why): each handler receives the raw
 // arguments after its command name and returns the process exit code. Everything heavy (the CA code,
 // the server) is imported lazily inside the handler that needs it.
+//
+// `-h`/`--help` on a command prints that command's help (./usage.ts `commandHelp`, from the
+// definitions below) on stdout, exit 0 — ours only: the reference answers `flag: help requested`,
+// exit 1 (docs/CONTRACT.md §1). The top-level usage text stays the reference's, byte for byte.
 import { type ArgsDef, type CommandDef, defineCommand } from "citty";
 import { writeSync } from "node:fs";
 import { goQuote } from "../log/slog.ts";
 import { VERSION } from "../version.ts";
-import { type FlagSpec, parseGoFlags } from "./goflag.ts";
-import { USAGE } from "./usage.ts";
+import { type FlagSpec, HELP_REQUESTED, parseGoFlags } from "./goflag.ts";
+import { commandHelp, USAGE } from "./usage.ts";
 
 type RunServe = (opts: { configPath: string; lambdaLoopbackOnly: boolean; servicesPath?: string }) => Promise<number>;
 type Ctx = { rawArgs: string[]; loadServe?: () => Promise<{ runServe: RunServe }> };
@@ -39,17 +43,36 @@ function specsOf(args: ArgsDef): Record<string, FlagSpec> {
   return out;
 }
 
-/** Parses flags the Go way; on error prints `<prefix>: <err>` and returns exit code 1. */
-function flagsOr1(
+/**
+ * Parses flags the Go way; on error prints `<prefix>: <err>` and returns exit code 1. A help flag
+ * (`-h`, `-help`, `--help`) prints the command's help on stdout and returns 0.
+ */
+async function flagsOr1(
   prefix: string,
   argv: string[],
-  args: ArgsDef,
-): { values: Record<string, string | boolean>; rest: string[] } | number {
+  cmd: CommandDef<any>,
+): Promise<{ values: Record<string, string | boolean>; rest: string[] } | number> {
   try {
-    return parseGoFlags(argv, specsOf(args));
+    return parseGoFlags(argv, specsOf((cmd.args ?? {}) as ArgsDef));
   } catch (e) {
+    if ((e as Error).message === HELP_REQUESTED) {
+      await stdout(commandHelp(prefix, cmd as CommandDef<ArgsDef>));
+      return 0;
+    }
     stderr(`${prefix}: ${(e as Error).message}\n`);
     return 1;
+  }
+}
+
+const HELP_ARGS = new Set(["-h", "-help", "--help"]);
+
+/** The CA directory, or exit code 5 after the reference's `clef-proxy: resolve CA dir: …` line. */
+function caDirOr5(resolveCADir: (env: NodeJS.ProcessEnv) => string): string | number {
+  try {
+    return resolveCADir(process.env);
+  } catch (e) {
+    stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
+    return 5;
   }
 }
 
@@ -58,10 +81,11 @@ function errText(e: unknown): string {
 }
 
 const serveArgs = {
-  config: { type: "string", description: "Path to JSON config file (required)" },
+  config: { type: "string", required: true, valueHint: "path", description: "Path to JSON config file (required)" },
   "lambda-loopback-only": { type: "boolean", description: "Disable Proxy-Authorization (only honored in Lambda)" },
   services: {
     type: "string",
+    valueHint: "path",
     description: "Standalone mode: services file (agent /v1/services shape + secrets map) used instead of the agent",
   },
 } as const satisfies ArgsDef;
@@ -70,7 +94,7 @@ export const serve = defineCommand({
   meta: { name: "serve", description: "Run the proxy (spawned by @clef-sh/agent)" },
   args: serveArgs,
   async run({ rawArgs, loadServe }: Ctx): Promise<number> {
-    const p = flagsOr1("clef-proxy serve", rawArgs, serveArgs);
+    const p = await flagsOr1("clef-proxy serve", rawArgs, serve);
     if (typeof p === "number") return p;
     const configPath = p.values.config as string;
     if (configPath === "") {
@@ -89,7 +113,12 @@ export const serve = defineCommand({
 
 const caPath = defineCommand({
   meta: { name: "path", description: "Print the CA directory" },
-  async run(): Promise<number> {
+  async run({ rawArgs }: Ctx): Promise<number> {
+    // No flags are parsed (extra arguments are ignored, as the reference does) but a help flag.
+    if (HELP_ARGS.has(rawArgs[0] ?? "")) {
+      await stdout(commandHelp("clef-proxy ca path", caPath));
+      return 0;
+    }
     const { resolveCADir } = await import("../ca/index.ts");
     let dir: string;
     try {
@@ -104,15 +133,15 @@ const caPath = defineCommand({
 });
 
 const exportArgs = {
-  format: { type: "string", default: "pem", description: "Output format: pem | der | der-base64" },
-  out: { type: "string", description: "Output path; empty means stdout" },
+  format: { type: "string", default: "pem", valueHint: "format", description: "Output format: pem | der | der-base64" },
+  out: { type: "string", valueHint: "path", description: "Output path; empty means stdout" },
 } as const satisfies ArgsDef;
 
 const caExport = defineCommand({
   meta: { name: "export", description: "Print the CA certificate (creating the CA if needed)" },
   args: exportArgs,
   async run({ rawArgs }: Ctx): Promise<number> {
-    const p = flagsOr1("clef-proxy ca export", rawArgs, exportArgs);
+    const p = await flagsOr1("clef-proxy ca export", rawArgs, caExport);
     if (typeof p === "number") return p;
     const format = p.values.format as string;
     const out = p.values.out as string;
@@ -121,13 +150,8 @@ const caExport = defineCommand({
       stderr(`clef-proxy ca export: ca: unknown format ${goQuote(format)} (want pem, der, or der-base64)\n`);
       return 1;
     }
-    let dir: string;
-    try {
-      dir = resolveCADir(process.env);
-    } catch (e) {
-      stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
-      return 5;
-    }
+    const dir = caDirOr5(resolveCADir);
+    if (typeof dir === "number") return dir;
     let data: Uint8Array;
     try {
       data = exportCA(loadOrCreateCA(defaultPaths(dir)), format);
@@ -159,20 +183,15 @@ const caRegenerate = defineCommand({
   meta: { name: "regenerate", description: "Replace the CA with a new key and certificate" },
   args: regenArgs,
   async run({ rawArgs }: Ctx): Promise<number> {
-    const p = flagsOr1("clef-proxy ca regenerate", rawArgs, regenArgs);
+    const p = await flagsOr1("clef-proxy ca regenerate", rawArgs, caRegenerate);
     if (typeof p === "number") return p;
     if (p.values.confirm !== true) {
       stderr("clef-proxy ca regenerate: refusing without --confirm\n");
       return 1;
     }
     const { resolveCADir, regenerateCA, defaultPaths } = await import("../ca/index.ts");
-    let dir: string;
-    try {
-      dir = resolveCADir(process.env);
-    } catch (e) {
-      stderr(`clef-proxy: resolve CA dir: ${errText(e)}\n`);
-      return 5;
-    }
+    const dir = caDirOr5(resolveCADir);
+    if (typeof dir === "number") return dir;
     try {
       regenerateCA(defaultPaths(dir));
     } catch (e) {
@@ -183,14 +202,54 @@ const caRegenerate = defineCommand({
   },
 });
 
+const envArgs = {
+  shell: { type: "string", default: "sh", valueHint: "shell", description: "Shell syntax: sh | fish | powershell" },
+} as const satisfies ArgsDef;
+
+const caEnv = defineCommand({
+  meta: {
+    name: "env",
+    description:
+      "Write ca-bundle.pem (public roots + the CA) beside the CA and print the variables that make common clients trust it",
+  },
+  args: envArgs,
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const p = await flagsOr1("clef-proxy ca env", rawArgs, caEnv);
+    if (typeof p === "number") return p;
+    const { parseShell, renderEnv, writeBundle } = await import("./ca-env.ts");
+    const shell = parseShell(p.values.shell as string);
+    if (!shell) {
+      stderr(`clef-proxy ca env: unknown shell ${goQuote(p.values.shell as string)} (want sh, fish, or powershell)\n`);
+      return 1;
+    }
+    const { resolveCADir, loadOrCreateCA, defaultPaths } = await import("../ca/index.ts");
+    const dir = caDirOr5(resolveCADir);
+    if (typeof dir === "number") return dir;
+    const paths = defaultPaths(dir);
+    let bundle: string;
+    try {
+      bundle = writeBundle(dir, loadOrCreateCA(paths).certPem);
+    } catch (e) {
+      stderr(`clef-proxy ca env: ${errText(e)}\n`);
+      return 5;
+    }
+    await stdout(renderEnv(shell, bundle, paths.certPath));
+    return 0;
+  },
+});
+
 export const ca = defineCommand({
   meta: { name: "ca", description: "Manage the local CA" },
-  subCommands: { export: caExport, path: caPath, regenerate: caRegenerate },
+  subCommands: { env: caEnv, export: caExport, path: caPath, regenerate: caRegenerate },
   async run({ rawArgs }: Ctx): Promise<number> {
     const sub = rawArgs[0];
     if (sub === undefined) {
       stderr("clef-proxy ca: missing subcommand (export|path|regenerate)\n");
       return 1;
+    }
+    if (HELP_ARGS.has(sub) || sub === "help") {
+      await stdout(commandHelp("clef-proxy ca", ca));
+      return 0;
     }
     const cmd = (ca.subCommands as Record<string, CommandDef<any>>)[sub];
     if (!Object.hasOwn(ca.subCommands ?? {}, sub) || !cmd) {
@@ -251,9 +310,63 @@ export const audit = defineCommand({
   },
 });
 
+const checkArgs = {
+  config: {
+    type: "string",
+    required: true,
+    valueHint: "path",
+    description: "Path to JSON config file (required; not deleted)",
+  },
+  services: {
+    type: "string",
+    valueHint: "path",
+    description: "Standalone mode: check this services file instead of the agent",
+  },
+} as const satisfies ArgsDef;
+
+export const check = defineCommand({
+  meta: {
+    name: "check",
+    description:
+      "Validate config, manifest (services file or agent), credentials, CA and ports without serving; exit 0 when all is well, 1 with one line per problem",
+  },
+  args: checkArgs,
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const p = await flagsOr1("clef-proxy check", rawArgs, check);
+    if (typeof p === "number") return p;
+    const configPath = p.values.config as string;
+    if (configPath === "") {
+      stderr("clef-proxy check: --config <path> is required\n");
+      return 2;
+    }
+    const servicesPath = p.values.services as string;
+    const { runCheck } = await import("./check.ts");
+    const lines: string[] = [];
+    const code = await runCheck({ configPath, ...(servicesPath !== "" ? { servicesPath } : {}) }, process.env, {
+      ok: (l) => lines.push(l + "\n"),
+      problem: (l) => stderr(l + "\n"),
+      warning: (l) => stderr(l + "\n"),
+    });
+    await stdout(lines.join(""));
+    return code;
+  },
+});
+
+export const features = defineCommand({
+  meta: { name: "features", description: "Print what this binary supports as one JSON line (for @clef-sh/agent)" },
+  args: {},
+  async run({ rawArgs }: Ctx): Promise<number> {
+    const p = await flagsOr1("clef-proxy features", rawArgs, features);
+    if (typeof p === "number") return p;
+    const { featuresLine } = await import("../features.ts");
+    await stdout(featuresLine(VERSION));
+    return 0;
+  },
+});
+
 export const root = defineCommand({
   meta: { name: "clef-proxy", version: VERSION, description: "forward credential proxy for @clef-sh/agent" },
-  subCommands: { serve, ca, audit },
+  subCommands: { serve, check, ca, audit, features },
 });
 
 async function invoke(cmd: CommandDef<any>, rawArgs: string[], loadServe?: Ctx["loadServe"]): Promise<number> {
@@ -282,10 +395,14 @@ export async function main(argv: string[], loadServe?: Ctx["loadServe"]): Promis
       return 0;
     case "serve":
       return invoke(serve, argv.slice(1), loadServe);
+    case "check":
+      return invoke(check, argv.slice(1));
     case "ca":
       return invoke(ca, argv.slice(1));
     case "audit":
       return invoke(audit, argv.slice(1));
+    case "features":
+      return invoke(features, argv.slice(1));
   }
   stderr(`clef-proxy: unknown subcommand ${goQuote(first)}\n${USAGE}`);
   return 1;

@@ -9,6 +9,7 @@ import * as v from "valibot";
 import { formatGoDuration, parseGoDuration } from "./duration.ts";
 import { isLoopbackHost } from "../audit/export/loopback.ts";
 import { type JNode, GoJsonError, kindName, member, parseGoJson } from "../gojson/decode.ts";
+import { closest } from "./suggest.ts";
 import type { Config } from "./types.ts";
 
 /** `message` is the full line the CLI prints (already framed `clef-proxy serve: …`); exit code 2. */
@@ -83,6 +84,11 @@ const SCHEMA: Extract<Shape, { kind: "struct" }> = {
       fields: { drain_timeout: { kind: "duration", label: "drain_timeout" } },
     },
     lambda_loopback_only: { kind: "bool" },
+    metrics: {
+      kind: "struct",
+      goName: "config.MetricsConfig",
+      fields: { port: { kind: "int" }, token: { kind: "string" } },
+    },
   },
 };
 
@@ -165,6 +171,55 @@ function decode(root: JNode): Record<string, unknown> {
   return out ?? {};
 }
 
+/** A config key no field matches (Go ignores it), with the closest known field when one is close. */
+export interface UnknownField {
+  path: string;
+  suggestion: string | null;
+}
+
+type StructShape = Extract<Shape, { kind: "struct" }>;
+
+/** Every known field path in schema order, e.g. "listen", "listen.port", … */
+function knownPaths(shape: StructShape, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const [name, sub] of Object.entries(shape.fields)) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    out.push(path);
+    if (sub.kind === "struct") out.push(...knownPaths(sub, path));
+  }
+  return out;
+}
+
+/**
+ * Keys of the config that no field matches (case-insensitively, as Go's encoding/json matches them).
+ * The suggestion is the known field closest to the key: a full path typed as one key
+ * (`{"listen.port": 1}`), then a sibling, then a field elsewhere (`{"port": 1}` → `listen.port`);
+ * the first of equally close candidates wins.
+ */
+export function unknownFields(root: JNode, shape: StructShape = SCHEMA): UnknownField[] {
+  const all = knownPaths(shape);
+  const out: UnknownField[] = [];
+  const walk = (node: JNode, sh: StructShape, prefix: string) => {
+    if (node.t !== "obj") return;
+    const names = Object.keys(sh.fields);
+    for (const [key, value] of node.v) {
+      const known = names.find((n) => n.toLowerCase() === key.toLowerCase());
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (known) {
+        const sub = sh.fields[known]!;
+        if (sub.kind === "struct") walk(value, sub, path);
+        continue;
+      }
+      const siblings = names.map((n) => [n, prefix ? `${prefix}.${n}` : n] as const);
+      const elsewhere = all.map((p) => [p.slice(p.lastIndexOf(".") + 1), p] as const);
+      const byPath = all.map((p) => [p, p] as const);
+      out.push({ path, suggestion: closest(key, [...byPath, ...siblings, ...elsewhere]) });
+    }
+  };
+  walk(root, shape, "");
+  return out;
+}
+
 /** Go url.Parse's errors for the cases a proxy URL hits (scheme detection, colon in first segment). */
 export function goUrlParseError(raw: string): string | null {
   if (/[\x00-\x1f\x7f]/.test(raw)) return `parse ${JSON.stringify(raw)}: net/url: invalid control character in URL`;
@@ -205,6 +260,13 @@ const portRule = v.pipe(
     (p) => p >= 1 && p <= 65535,
   ),
 );
+const metricsPortRule = v.pipe(
+  v.number(),
+  check(
+    (p: number) => `metrics.port: ${p} out of range (1-65535)`,
+    (p) => p >= 1 && p <= 65535,
+  ),
+);
 const proxyUrlRule = v.pipe(
   v.string(),
   check(
@@ -241,8 +303,13 @@ export type LoadEnv = Record<string, string | undefined> & {
   AWS_LAMBDA_FUNCTION_NAME?: string;
 };
 
+export interface ParseOptions {
+  /** Called for each key no field matches (ignored, as Go does), before decoding and validation. */
+  onUnknownField?: (f: UnknownField) => void;
+}
+
 /** Parse + validate config text. Throws Error with the unframed message and a `phase`. */
-export function parseConfig(text: string, env: LoadEnv): Config {
+export function parseConfig(text: string, env: LoadEnv, opts: ParseOptions = {}): Config {
   let root: JNode;
   try {
     root = parseGoJson(text);
@@ -250,6 +317,7 @@ export function parseConfig(text: string, env: LoadEnv): Config {
     if (e instanceof GoJsonError) throw Object.assign(new Error(e.message), { phase: "parse" });
     throw e;
   }
+  if (opts.onUnknownField) for (const f of unknownFields(root)) opts.onUnknownField(f);
   let raw: Record<string, any>;
   try {
     raw = decode(root);
@@ -279,6 +347,7 @@ export function parseConfig(text: string, env: LoadEnv): Config {
     metadata: { proxyId: raw.metadata?.proxy_id || hostname() },
     serve: { drainTimeoutMs: 0, drainTimeoutText: "" },
     lambdaLoopbackOnly: raw.lambda_loopback_only ?? false,
+    metrics: { port: raw.metrics?.port ?? 0, token: raw.metrics?.token ?? "" },
   };
 
   let m = firstIssue(portRule, cfg.listen.port);
@@ -305,6 +374,12 @@ export function parseConfig(text: string, env: LoadEnv): Config {
   cfg.serve = { drainTimeoutMs: Number(drain / NS_PER_MS), drainTimeoutText: formatGoDuration(drain) };
 
   if (cfg.lambdaLoopbackOnly && !lambda) fail("lambda_loopback_only=true but AWS_LAMBDA_FUNCTION_NAME is not set");
+
+  // Ours only (F14), checked after every rule the reference knows so its messages come first.
+  if (cfg.metrics.port !== 0) {
+    if ((m = firstIssue(metricsPortRule, cfg.metrics.port))) fail(m);
+    if (cfg.metrics.port === cfg.listen.port) fail("metrics.port: equals listen.port");
+  }
   return cfg;
 }
 
@@ -470,8 +545,12 @@ function auditExports(cfg: Config, a: Record<string, any>, env: LoadEnv): string
   return null;
 }
 
-/** Read, delete, parse and validate; throws ConfigError with the framed line. */
-export function loadConfig(path: string, env: LoadEnv): Config {
+/**
+ * Read, delete, parse and validate; throws ConfigError with the framed line. `keep` (for
+ * `clef-proxy check`) leaves the file in place and frames messages `clef-proxy check: …`.
+ */
+export function loadConfig(path: string, env: LoadEnv, opts: ParseOptions & { keep?: boolean } = {}): Config {
+  const prefix = opts.keep ? "clef-proxy check" : "clef-proxy serve";
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -485,20 +564,21 @@ export function loadConfig(path: string, env: LoadEnv): Config {
           : err.code === "EISDIR"
             ? "is a directory"
             : err.message;
-    throw new ConfigError(`clef-proxy serve: read config ${JSON.stringify(path)}: open ${path}: ${reason}`);
+    throw new ConfigError(`${prefix}: read config ${JSON.stringify(path)}: open ${path}: ${reason}`);
   } finally {
-    try {
-      unlinkSync(path);
-    } catch {}
+    if (!opts.keep)
+      try {
+        unlinkSync(path);
+      } catch {}
   }
   try {
-    return parseConfig(text, env);
+    return parseConfig(text, env, opts);
   } catch (e) {
     const phase = (e as { phase?: string }).phase;
     if (phase === "parse")
-      throw new ConfigError(`clef-proxy serve: parse config ${JSON.stringify(path)}: ${(e as Error).message}`);
+      throw new ConfigError(`${prefix}: parse config ${JSON.stringify(path)}: ${(e as Error).message}`);
     if (phase === "validate")
-      throw new ConfigError(`clef-proxy serve: config ${JSON.stringify(path)}: ${(e as Error).message}`);
+      throw new ConfigError(`${prefix}: config ${JSON.stringify(path)}: ${(e as Error).message}`);
     throw e;
   }
 }

@@ -23,6 +23,7 @@ export interface Config {
   metadata: { proxyId: string }; // default: OS hostname
   serve: { drainTimeoutMs: number; drainTimeoutText: string }; // text as Go prints it, e.g. "5s"
   lambdaLoopbackOnly: boolean;
+  metrics: { port: number; token: string }; // admin listener on 127.0.0.1 (F14); port 0 = off, token "" = no auth
 }
 
 /** What both audit exports share (validated: see src/config/load.ts). */

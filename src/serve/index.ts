@@ -4,7 +4,7 @@
 // 3 agent not ready within 30 s; 4 agent URL/token or workload token; 5 CA; 6 bind.
 import { randomBytes } from "node:crypto";
 import { type AgentError, createAgentClient } from "../agent/client.ts";
-import { loadServicesFile } from "../agent/file-source.ts";
+import { loadServicesFile, warnSecretProblem } from "../agent/file-source.ts";
 import type { CredentialSource, Manifest } from "../agent/types.ts";
 import { createAuditSink } from "../audit/sink.ts";
 import { CAError, createLeafMinter, defaultPaths, loadOrCreateCA, resolveCADir } from "../ca/index.ts";
@@ -13,6 +13,9 @@ import type { Config } from "../config/types.ts";
 import { checkServices } from "../inject/index.ts";
 import { BindError, bindListener, InterceptInitError } from "../intercept/listener.ts";
 import { error, info, warn } from "../log/slog.ts";
+import { withAuditMetrics, observeManifest } from "../metrics/observe.ts";
+import { registry, setSources } from "../metrics/series.ts";
+import { AdminBindError, type AdminServer, startAdminServer } from "../metrics/server.ts";
 import { VERSION } from "../version.ts";
 
 export interface ServeOptions {
@@ -55,7 +58,13 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   const lambda = (env.AWS_LAMBDA_FUNCTION_NAME ?? "") !== "";
   let cfg: Config;
   try {
-    cfg = loadConfig(opts.configPath, env);
+    cfg = loadConfig(opts.configPath, env, {
+      onUnknownField: (f) =>
+        warn("unknown config field ignored", [
+          ["field", f.path],
+          ...(f.suggestion ? [["did_you_mean", f.suggestion] as [string, string]] : []),
+        ]),
+    });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(e.message + "\n");
@@ -111,15 +120,18 @@ async function serve(
   // Credentials: the agent (exit 4 / 3 / 1), or a services file in standalone mode.
   let credentials: CredentialSource & { close?(): void };
   let manifest: Manifest;
+  let manifestSha256: string;
   if (opts.servicesPath) {
+    let src;
     try {
-      const src = loadServicesFile(opts.servicesPath, env);
-      credentials = src;
-      manifest = src.manifest;
+      src = loadServicesFile(opts.servicesPath, env);
     } catch (e) {
       error("services file", { err: (e as Error).message, path: opts.servicesPath });
       return 1;
     }
+    credentials = src;
+    manifest = src.manifest;
+    manifestSha256 = src.sha256;
     info("services loaded", {
       source: opts.servicesPath,
       identity: manifest.identity,
@@ -127,12 +139,17 @@ async function serve(
       service_count: manifest.services.length,
       passthrough_count: manifest.passthroughHosts.length,
     });
+    src.problems().forEach(warnSecretProblem);
   } else {
     let agent;
     try {
       agent = createAgentClient(env);
     } catch (e) {
       error("agent client init", { err: (e as Error).message });
+      if (/ is not set$/.test((e as Error).message))
+        info("no agent configured: to run without one (standalone mode), pass --services <file>", {
+          usage: "clef-proxy serve --config <path> --services <file>",
+        });
       return 4;
     }
     try {
@@ -159,6 +176,7 @@ async function serve(
       passthrough_count: manifest.passthroughHosts.length,
     });
     credentials = agent;
+    manifestSha256 = agent.servicesSha256;
   }
   for (const w of checkServices(manifest))
     warn("service can never be served", { service: w.service, host: w.host, problem: w.problem });
@@ -172,7 +190,20 @@ async function serve(
     error("listener bind", { addr: `127.0.0.1:${cfg.listen.port}`, err: e.message });
     return 6;
   }
+  // Admin listener (F14, exit 6 like the workload port)
+  let admin: AdminServer | undefined;
+  if (cfg.metrics.port !== 0) {
+    try {
+      admin = startAdminServer({ port: cfg.metrics.port, token: cfg.metrics.token, registry });
+    } catch (e) {
+      if (!(e instanceof AdminBindError)) throw e;
+      error("listener bind", { addr: `127.0.0.1:${cfg.metrics.port}`, err: e.message });
+      listener.close();
+      return 6;
+    }
+  }
   info("listening", { addr: `127.0.0.1:${listener.port}` });
+  if (admin) info("metrics listening", { addr: `127.0.0.1:${admin.port}` });
 
   // Audit (exit 2)
   let audit;
@@ -190,7 +221,15 @@ async function serve(
   } catch (e) {
     error("audit init", { err: (e as Error).message });
     listener.close();
+    admin?.close();
     return 2;
+  }
+  const minter = createLeafMinter(ca, { cap: 1024 });
+  if (admin) {
+    const sink = audit;
+    setSources({ auditStats: () => sink.stats(), leafCacheSize: () => minter.size() });
+    observeManifest(manifest, manifestSha256);
+    audit = withAuditMetrics(sink);
   }
 
   // Workload token (exit 4) and intercept init (exit 1)
@@ -206,6 +245,7 @@ async function serve(
   if (!mode.loopback && token === "") {
     error("workload auth token missing", { env: "CLEF_PROXY_TOKEN" });
     listener.close();
+    admin?.close();
     return 4;
   }
   try {
@@ -213,7 +253,7 @@ async function serve(
       config: cfg,
       manifest,
       credentials,
-      minter: createLeafMinter(ca, { cap: 1024 }),
+      minter,
       audit,
       proxyId: cfg.metadata.proxyId,
       workloadToken: token,
@@ -223,10 +263,13 @@ async function serve(
     if (!(e instanceof InterceptInitError)) throw e;
     error("intercept init", { err: e.message });
     listener.close();
+    admin?.close();
     return 1;
   }
+  admin?.setReady(true);
 
   await mode.signals.received;
+  admin?.setReady(false);
   info("shutdown signal received, draining", { drain_timeout: cfg.serve.drainTimeoutText });
   const deadline = Date.now() + cfg.serve.drainTimeoutMs;
   listener.stopAccepting();
@@ -235,6 +278,7 @@ async function serve(
   listener.close();
   credentials.close?.();
   await audit.close(deadline);
+  admin?.close();
   info("clef-proxy stopped");
   return 0;
 }
