@@ -1,4 +1,4 @@
-// Phase 2 policy end to end through the compiled binary (docs/PHASE2 §1.3, §6 F4, §7 F5, §8 F6,
+// Phase 2 policy end to end through the compiled binary (shared/PHASE2.md §1.3, §6 F4, §7 F5, §8 F6,
 // §10 F8): wildcard precedence, host lists, basic auth with real `git clone`/`git push`, templates,
 // blocked hosts and CIDRs, invalid hosts, required_features, and no secret anywhere.
 //

@@ -1,5 +1,5 @@
 // The services manifest (`GET /v1/services`, and the standalone `--services` file): decoding with
-// Go-like error texts (docs/CONTRACT.md §6) and the Phase 2 validation policy (docs/PHASE2 §1.3,
+// Go-like error texts (docs/CONTRACT.md §6) and the Phase 2 validation policy (shared/PHASE2.md §1.3,
 // §1.4, §18).
 //
 //   manifestFromJson(json, "/v1/services") → Manifest | throws Error (startup exit 1, reload keeps the last good)

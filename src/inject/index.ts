@@ -1,4 +1,4 @@
-// Credential handles and injection (docs/CONTRACT.md §6, §9, §18.5, §18.6, §18.10; docs/PHASE2 §8 F6).
+// Credential handles and injection (docs/CONTRACT.md §6, §9, §18.5, §18.6, §18.10; shared/PHASE2.md §8 F6).
 //
 //   parseHandle("ns/KEY")                          → {namespace, key} | throws HandleError (500 or 502)
 //   requiredHandles(service)                       → every handle to fetch, unique, fixed order

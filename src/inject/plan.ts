@@ -1,4 +1,4 @@
-// A service compiled once into what injecting it takes (docs/CONTRACT.md §9, §18.10; docs/PHASE2
+// A service compiled once into what injecting it takes (docs/CONTRACT.md §9, §18.10; shared/PHASE2.md
 // §7 F5, §8 F6): the handles to fetch, the steps that write them, and every reason the service
 // can never be served. Pure; cached per Service object.
 //

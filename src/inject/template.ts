@@ -1,4 +1,4 @@
-// Template text for scheme `template` (docs/PHASE2 §8.2): literal characters and `{{ref}}`, where
+// Template text for scheme `template` (shared/PHASE2.md §8.2): literal characters and `{{ref}}`, where
 // ref is `credential` or a key of `auth.credentials`. Parsed once at load into parts; rendered in a
 // single pass, so a secret that itself contains `{{key}}` is written literally (never re-expanded).
 // No functions, no escapes, no whitespace inside the braces: a `{{` that is not `{{ref}}` makes the

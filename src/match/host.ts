@@ -1,4 +1,4 @@
-// Host names and host patterns (docs/PHASE2 §6 F4, §7 F5, §10 F8; CONTRACT §8 for the Phase 1 rules).
+// Host names and host patterns (shared/PHASE2.md §6 F4, §7 F5, §10 F8; CONTRACT §8 for the Phase 1 rules).
 //
 //   parseHostPattern("*.GitHub.com.")  → {ok:true, pattern:{kind:"wildcard", text:"*.github.com", suffix:"github.com", labels:3}}
 //   parseHostPattern("*.com")          → {ok:false, problem:'a wildcard needs at least two labels after "*."'}

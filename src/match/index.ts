@@ -1,4 +1,4 @@
-// Matching a request to a service (docs/CONTRACT.md §8; docs/PHASE2 §6 F4, §7 F5, §10 F8) and the
+// Matching a request to a service (docs/CONTRACT.md §8; shared/PHASE2.md §6 F4, §7 F5, §10 F8) and the
 // one-host rule (§18.1).
 //
 //   canonicalHost("API.test.:443") === "api.test"

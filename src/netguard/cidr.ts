@@ -1,4 +1,4 @@
-// IP literals and CIDR blocks for `blocked_cidrs` and IP-literal host patterns (docs/PHASE2 §10 F8,
+// IP literals and CIDR blocks for `blocked_cidrs` and IP-literal host patterns (shared/PHASE2.md §10 F8,
 // §6 F4). Pure functions, no I/O; netguard applies them to every resolved address (R10).
 //
 //   parseIp("::ffff:10.0.0.1")        → 16 bytes (IPv4 is held as ::ffff:a.b.c.d) | null

@@ -1,4 +1,4 @@
-// One Phase 2 manifest on the Go reference (0.0.4) and on ours (docs/PHASE2 §1.1, §20): the
+// One Phase 2 manifest on the Go reference (0.0.4) and on ours (shared/PHASE2.md §1.1, §20): the
 // reference's old-proxy behaviour is pinned (what an agent gets when it sends Phase 2 fields to an
 // old binary: wildcard literal → denied, `hosts` ignored → only `host` injects, basic/template →
 // 500 unsupported scheme, blocked_hosts/blocked_cidrs/required_features ignored) beside ours. The
