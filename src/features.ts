@@ -4,7 +4,17 @@
 // this build; whoever lands a feature adds its name here, and its tests assert it is listed.
 import { goJsonEncode } from "./gojson/encode.ts";
 
-export const FEATURES: readonly string[] = ["metrics"];
+export const FEATURES: readonly string[] = [
+  "auth_basic",
+  "auth_template",
+  "blocked_cidrs",
+  "blocked_hosts",
+  "metrics",
+  "multi_host",
+  "otlp",
+  "webhook",
+  "wildcard_hosts",
+];
 
 /** The audit line `schema_version` this binary writes. */
 export const AUDIT_SCHEMA_VERSION = 1;

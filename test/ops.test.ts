@@ -49,11 +49,22 @@ const cleanEnv = (extra: Record<string, string | undefined> = {}) => ({
 });
 
 describe("features", () => {
-  test("one JSON line, keys sorted, features sorted and include metrics, exit 0", async () => {
+  test("one JSON line, keys sorted, features sorted: what this build implements, exit 0", async () => {
     const r = await runCli(["features"]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    const features = [
+      "auth_basic",
+      "auth_template",
+      "blocked_cidrs",
+      "blocked_hosts",
+      "metrics",
+      "multi_host",
+      "otlp",
+      "webhook",
+      "wildcard_hosts",
+    ];
     expect(r.stdout.toString()).toBe(
-      `{"audit_schema_version":1,"features":["metrics"],"manifest_schema_versions":[1],"version":"${VERSION}"}\n`,
+      `{"audit_schema_version":1,"features":${JSON.stringify(features)},"manifest_schema_versions":[1],"version":"${VERSION}"}\n`,
     );
     const j = JSON.parse(r.stdout.toString());
     expect(j.features).toEqual([...j.features].sort());

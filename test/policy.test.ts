@@ -61,7 +61,7 @@ describe("matching", () => {
     expect(canonicalHost("[::1]:8443")).toBe("::1");
     expect(splitAuthority("[::1]:8443")).toEqual({ host: "::1", port: "8443" });
   });
-  test("0/1/N, passthrough, service wins, no wildcards", () => {
+  test("0/1/N, passthrough, service wins; `*.x` is a wildcard since Phase 2 (F4)", () => {
     expect(m.match("up.test:1", null)).toMatchObject({ kind: "service", service: { name: "up" } });
     expect(m.match("trail.test", "ignored")).toMatchObject({ kind: "service", service: { name: "t" } });
     expect(m.match("dup.test", null)).toEqual({ kind: "ambiguous", candidates: ["a", "b"] });
@@ -69,7 +69,8 @@ describe("matching", () => {
     expect(m.match("dup.test", "B")).toMatchObject({ kind: "ambiguous" });
     expect(m.match("PASS.test:9", null)).toEqual({ kind: "passthrough" });
     expect(m.match("both.test", null)).toMatchObject({ kind: "service" });
-    expect(m.match("x.wild.test", null)).toEqual({ kind: "deny" });
+    expect(m.match("x.wild.test", null)).toEqual({ kind: "passthrough", pattern: "*.wild.test" });
+    expect(m.match("wild.test", null)).toEqual({ kind: "deny" });
     expect(m.match("sub.pass.test", null)).toEqual({ kind: "deny" });
   });
   test("one host per request", () => {

@@ -1,12 +1,14 @@
 // The agent client (docs/CONTRACT.md §5, §6): readiness poll, the services manifest (once, at
 // startup), and secrets on demand with a short in-memory cache (§18.13).
 import { createHash } from "node:crypto";
-import * as v from "valibot";
 import { GoJsonError, parseGoJson } from "../gojson/decode.ts";
 import { goUrlParseError } from "../config/load.ts";
 import { info } from "../log/slog.ts";
 import { series } from "../metrics/series.ts";
+import { goValueName, manifestFromJson } from "./manifest.ts";
 import { CredentialError, type CredentialSource, type Manifest } from "./types.ts";
+
+export { manifestFromJson } from "./manifest.ts";
 
 /** Exit-code-carrying failure: `code` is the process exit code the serve lifecycle uses. */
 export class AgentError extends Error {
@@ -30,36 +32,6 @@ export const SECRET_CACHE_MAX = 1024;
 
 const IDENT = /^[A-Za-z0-9_-]+$/;
 const HEADER_VALUE_OK = /^[^\r\n\0]*$/;
-
-const ServiceSchema = v.object({
-  name: v.optional(v.nullable(v.string()), ""),
-  host: v.optional(v.nullable(v.string()), ""),
-  auth: v.optional(
-    v.nullable(
-      v.object({
-        scheme: v.optional(v.nullable(v.string()), ""),
-        credential: v.optional(v.nullable(v.string()), ""),
-        header: v.optional(v.nullable(v.string()), ""),
-        query: v.optional(v.nullable(v.string()), ""),
-      }),
-    ),
-    {},
-  ),
-});
-const ManifestSchema = v.object({
-  schema_version: v.optional(v.nullable(v.pipe(v.number(), v.integer())), 0),
-  identity: v.optional(v.nullable(v.string()), ""),
-  environment: v.optional(v.nullable(v.string()), ""),
-  services: v.optional(v.nullable(v.array(ServiceSchema)), []),
-  passthrough_hosts: v.optional(v.nullable(v.array(v.nullable(v.string()))), []),
-});
-
-function goValueName(x: unknown): string {
-  if (Array.isArray(x)) return "array";
-  if (x === null) return "null";
-  if (typeof x === "object") return "object";
-  return typeof x === "boolean" ? "bool" : typeof x;
-}
 
 /** Decode a JSON body with Go-like error texts. */
 function decodeJson(text: string): unknown {
@@ -114,36 +86,6 @@ export type AgentEnv = Record<string, string | undefined> & {
   CLEF_PROXY_AGENT_URL?: string;
   CLEF_PROXY_AGENT_TOKEN?: string;
 };
-
-/** Validate a /v1/services-shaped document (also the standalone services file). Throws Error. */
-export function manifestFromJson(json: unknown, source = "/v1/services"): Manifest {
-  const parsed = v.safeParse(ManifestSchema, json);
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const path = issue.path?.map((p) => String(p.key)).join(".") ?? "";
-    throw new Error(
-      `agent: decode ${source}: json: cannot unmarshal ${goValueName(issue.input)} into Go ${path ? `struct field ServicesResponse.${path}` : "value of type agent.ServicesResponse"}`,
-    );
-  }
-  const m = parsed.output;
-  if (m.schema_version !== 1) throw new Error(`agent: ${source} schema_version=${m.schema_version ?? 0}, expected 1`);
-  return {
-    schemaVersion: 1,
-    identity: m.identity ?? "",
-    environment: m.environment ?? "",
-    services: (m.services ?? []).map((s) => ({
-      name: s.name ?? "",
-      host: s.host ?? "",
-      auth: {
-        scheme: s.auth?.scheme ?? "",
-        credential: s.auth?.credential ?? "",
-        ...(s.auth?.header ? { header: s.auth.header } : {}),
-        ...(s.auth?.query ? { query: s.auth.query } : {}),
-      },
-    })),
-    passthroughHosts: (m.passthrough_hosts ?? []).map((h) => h ?? ""),
-  };
-}
 
 /** Counts one /v1/services or /v1/secrets call in agent_requests_total by its outcome. */
 async function counted<T>(endpoint: "services" | "secrets", call: Promise<T>): Promise<T> {

@@ -5,7 +5,7 @@
 //   parseRequestTarget("/x?q=1")                 → {form:"origin", pathAndQuery:"/x?q=1"}
 //   parseRequestTarget("https://api.test:8443/x") → {form:"absolute", scheme:"https", authority:"api.test:8443", pathAndQuery:"/x"}
 //   parseRequestTarget("@evil.test/x")            → {error:…}  (also "#", userinfo, "evil.test/x", "\\@x")
-//   isValidHostName("api.test") / ("*.x.test" → false)
+//   isValidPort("8443") / ("0", "x" → false); host names: src/match isValidRequestHost
 
 export type RequestTarget =
   | { form: "origin"; pathAndQuery: string }
@@ -31,27 +31,6 @@ export function parseRequestTarget(target: string): RequestTarget | { error: str
     authority,
     pathAndQuery: rest === "" ? "/" : rest.startsWith("/") ? rest : `/${rest}`,
   };
-}
-
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
-
-/** A canonical host (lower-case, no port, no trailing dot, IPv6 without brackets) that is a DNS name or an IP literal. */
-export function isValidHostName(host: string): boolean {
-  if (host === "" || host.length > 253) return false;
-  if (host.includes(":")) return isIPv6(host);
-  if (IPV4.test(host)) return true;
-  return host.split(".").every((l) => LABEL.test(l));
-}
-
-function isIPv6(h: string): boolean {
-  if (!/^[0-9a-f:.]+$/.test(h) || h.split("::").length > 2) return false;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  if (v4 && !IPV4.test(v4[1]!)) return false;
-  const groups = (v4 ? h.slice(0, -v4[1]!.length) + "0:0" : h).split(":");
-  const compressed = h.includes("::");
-  if (groups.some((g) => g.length > 4)) return false;
-  return compressed ? groups.length <= 9 : groups.length === 8;
 }
 
 /** A port as written in an authority: 1-65535, digits only. */

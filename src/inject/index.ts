@@ -1,84 +1,24 @@
-// Credential handles and injection (docs/CONTRACT.md §6, §9, §18.5, §18.6, §18.10).
+// Credential handles and injection (docs/CONTRACT.md §6, §9, §18.5, §18.6, §18.10; shared/PHASE2.md §8 F6).
 //
-//   parseHandle("ns/KEY")                      → {namespace, key} | throws HandleError (500 or 502)
-//   applyInjection(service, secret, headers, target) → {headers, target, injectionPoint, overwrote}
-//                                                | throws InjectError (500; message is the body's error)
-//   checkServices(manifest)                    → startup warnings for unusable services
-// Header lists are Array<[name, value]> in wire order. No error message ever contains the secret.
+//   parseHandle("ns/KEY")                          → {namespace, key} | throws HandleError (500 or 502)
+//   requiredHandles(service)                       → every handle to fetch, unique, fixed order
+//   serviceProblems(service)                       → why the service can never be served (WARN at load)
+//   injectProblem(service)                         → the problem a request to it gets as 500, or undefined
+//   injectAll(service, secrets, headers, target)   → {headers, target, injectionPoint, injectionPoints?,
+//                                                     credentialHandles?, overwrote} | throws InjectError
+//   applyInjection(service, secret, headers, target), checkServices(manifest): Phase 1 entry points,
+//                                                     unchanged behaviour (bearer/api_key_* only)
+// Header lists are Array<[name, value]> in wire order. No error message ever contains a secret.
 import type { Manifest, Service } from "../agent/types.ts";
-import { canonicalHeaderName, FIELD_VALUE, getHeader, type Headers, setHeader, TOKEN } from "../http/headers.ts";
+import { FIELD_VALUE, getHeader, type Headers, setHeader, TOKEN } from "../http/headers.ts";
+import { InjectError, parseHandle } from "./handle.ts";
+import { PHASE1_SCHEMES, planFor, type Step } from "./plan.ts";
+import { setQueryParam } from "./query.ts";
+import { renderTemplate, type TemplatePart } from "./template.ts";
 
-export class HandleError extends Error {
-  constructor(
-    message: string,
-    /** 500: malformed handle (no agent call); 502: invalid identifier (agent error). */
-    readonly status: 500 | 502,
-  ) {
-    super(message);
-  }
-}
-
-export class InjectError extends Error {}
-
-const IDENT = /^[A-Za-z0-9_-]+$/;
-export function parseHandle(handle: string): { namespace: string; key: string } {
-  const i = handle.indexOf("/");
-  if (i <= 0 || i === handle.length - 1) {
-    throw new HandleError(`clef-proxy: malformed credential handle ${JSON.stringify(handle)}`, 500);
-  }
-  const namespace = handle.slice(0, i);
-  const key = handle.slice(i + 1);
-  if (!IDENT.test(namespace)) throw new HandleError(`agent: invalid namespace ${JSON.stringify(namespace)}`, 502);
-  if (!IDENT.test(key)) throw new HandleError(`agent: invalid key ${JSON.stringify(key)}`, 502);
-  return { namespace, key };
-}
-
-/** Go url.QueryEscape. */
-export function queryEscape(s: string): string {
-  return encodeURIComponent(s)
-    .replace(/%20/g, "+")
-    .replace(/[!'()*~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase())
-    .replace(/%7E/g, "~");
-}
-
-function queryUnescapeName(raw: string): string {
-  try {
-    return decodeURIComponent(raw.replace(/\+/g, " "));
-  } catch {
-    return raw;
-  }
-}
-
-/** §18.6: replace only `name` (all its values by one); every other parameter keeps order and bytes. */
-export function setQueryParam(target: string, name: string, value: string): { target: string; overwrote: boolean } {
-  const q = target.indexOf("?");
-  const path = q < 0 ? target : target.slice(0, q);
-  const query = q < 0 ? "" : target.slice(q + 1);
-  const pair = `${queryEscape(name)}=${queryEscape(value)}`;
-  if (query === "") return { target: `${path}?${pair}`, overwrote: false };
-  // Split on & and ; keeping separators so untouched bytes survive exactly.
-  const parts = query.split(/([&;])/);
-  const out: string[] = [];
-  let placed = false;
-  let overwrote = false;
-  for (let i = 0; i < parts.length; i += 2) {
-    const seg = parts[i]!;
-    const sep = parts[i + 1];
-    const eq = seg.indexOf("=");
-    const key = queryUnescapeName(eq < 0 ? seg : seg.slice(0, eq));
-    if (seg !== "" && key === name) {
-      overwrote = true;
-      if (placed) continue; // drop further values (and their separator)
-      placed = true;
-      out.push(pair);
-    } else out.push(seg);
-    if (sep !== undefined) out.push(sep);
-  }
-  let joined = out.join("");
-  if (!placed) joined = joined === "" || /[&;]$/.test(joined) ? joined + pair : `${joined}&${pair}`;
-  else if (/[&;]$/.test(joined) && !/[&;]$/.test(query)) joined = joined.slice(0, -1); // a dropped last duplicate left its separator
-  return { target: `${path}?${joined}`, overwrote };
-}
+export { HandleError, InjectError, parseHandle } from "./handle.ts";
+export { queryEscape, setQueryParam } from "./query.ts";
+export { refusedHeaderName } from "./plan.ts";
 
 export interface Injected {
   headers: Headers;
@@ -87,69 +27,132 @@ export interface Injected {
   overwrote: boolean;
 }
 
-/** Inject `secret` per the service's scheme. Throws InjectError with the 500 body's error text. */
-export function applyInjection(service: Service, secret: string, headers: Headers, target: string): Injected {
-  const a = service.auth;
-  const guard = () => {
-    if (/[\r\n]/.test(secret))
-      throw new InjectError("clef-proxy: inject: credential value contains CR or LF (header injection guard)");
-    if (!FIELD_VALUE.test(secret))
-      throw new InjectError(
-        "clef-proxy: inject: credential value contains a control character (header injection guard)",
-      );
+export interface MultiInjected extends Injected {
+  /** Every injection point in entry order, only when there are several (audit `injection_points`). */
+  injectionPoints?: string[];
+  /** Every handle used, only when there are several (audit `credential_handles`). */
+  credentialHandles?: string[];
+}
+
+/** Every credential handle the service needs, unique: basic → [username_credential, credential]; template → [credential, then each referenced handle]. */
+export function requiredHandles(service: Service): string[] {
+  return [...planFor(service).handles];
+}
+
+/** Every reason the service can never be served: Phase 1's (§18.10, same texts and order) then Phase 2's. One WARN each at load. */
+export function serviceProblems(service: Service): string[] {
+  return planFor(service).problems.map((p) => p.text);
+}
+
+/**
+ * The problem a request matched to this service gets, as 500 `{"error":"clef-proxy: inject: <problem>"}`
+ * (audit agent_error); undefined when it can be injected. Handle problems are not included: the
+ * Phase 1 handle check answers them before (500 malformed / 502 agent error).
+ */
+export function injectProblem(service: Service): string | undefined {
+  return planFor(service).problems.find((p) => p.kind === "inject" || p.kind === "host")?.text;
+}
+
+/** The injection point a request to this service writes first (audit `injection_point` of a line written before injecting). */
+export function firstInjectionPoint(service: Service): string | undefined {
+  return planFor(service).steps[0]?.point;
+}
+
+const CRLF = "clef-proxy: inject: credential value contains CR or LF (header injection guard)";
+const CTL = "clef-proxy: inject: credential value contains a control character (header injection guard)";
+
+function guard(value: string, level: "crlf" | "field"): void {
+  if (/[\r\n]/.test(value)) throw new InjectError(CRLF);
+  if (level === "field" && !FIELD_VALUE.test(value)) throw new InjectError(CTL);
+}
+
+/**
+ * Inject every credential the service uses. `secrets` maps each of requiredHandles(service) to
+ * its value. Throws InjectError whose message is the 500 body's `error` (a static problem first,
+ * then the value guards in entry order); the message never contains a value.
+ */
+export function injectAll(
+  service: Service,
+  secrets: ReadonlyMap<string, string>,
+  headers: Headers,
+  target: string,
+): MultiInjected {
+  const plan = planFor(service);
+  const problem = injectProblem(service);
+  if (problem !== undefined) throw new InjectError(`clef-proxy: inject: ${problem}`);
+  const value = (handle: string): string => {
+    const v = secrets.get(handle);
+    if (v === undefined) throw new InjectError(`clef-proxy: inject: credential ${handle} was not fetched`);
+    return v;
   };
-  switch (a.scheme) {
-    case "bearer": {
-      guard();
-      const overwrote = getHeader(headers, "authorization") !== undefined;
-      return {
-        headers: setHeader(headers, "Authorization", `Bearer ${secret}`),
-        target,
-        injectionPoint: "header:Authorization",
-        overwrote,
-      };
+  const render = (parts: TemplatePart[], level: "crlf" | "field"): string => {
+    // guard each inserted value (the literals were checked at load), then assemble once
+    for (const p of parts) if (typeof p !== "string") guard(value(p.handle), level);
+    return renderTemplate(parts, value);
+  };
+  let overwrote = false;
+  const points: string[] = [];
+  for (const step of plan.steps) {
+    points.push(step.point);
+    ({ headers, target, overwrote } = applyStep(step, headers, target, overwrote, render));
+  }
+  if (points.length === 0) throw new InjectError(`clef-proxy: inject: nothing to inject`);
+  return {
+    headers,
+    target,
+    injectionPoint: points[0]!,
+    ...(points.length > 1 ? { injectionPoints: points } : {}),
+    ...(plan.handles.length > 1 ? { credentialHandles: [...plan.handles] } : {}),
+    overwrote,
+  };
+}
+
+function applyStep(
+  step: Step,
+  headers: Headers,
+  target: string,
+  overwrote: boolean,
+  render: (parts: TemplatePart[], level: "crlf" | "field") => string,
+): { headers: Headers; target: string; overwrote: boolean } {
+  switch (step.type) {
+    case "header": {
+      const v = render(step.value, step.guard);
+      const had = getHeader(headers, step.name) !== undefined;
+      return { headers: setHeader(headers, step.name, v), target, overwrote: overwrote || had };
     }
-    case "api_key_header": {
-      if (!a.header) throw new InjectError(`clef-proxy: inject: scheme "api_key_header" requires auth.header`);
-      if (!TOKEN.test(a.header))
-        throw new InjectError(`clef-proxy: inject: auth.header ${JSON.stringify(a.header)} is not a valid header name`);
-      guard();
-      const name = canonicalHeaderName(a.header);
-      const overwrote = getHeader(headers, name) !== undefined;
-      return { headers: setHeader(headers, name, secret), target, injectionPoint: `header:${a.header}`, overwrote };
+    case "query": {
+      const r = setQueryParam(target, step.name, render(step.value, step.guard));
+      return { headers, target: r.target, overwrote: overwrote || r.overwrote };
     }
-    case "api_key_query": {
-      if (!a.query) throw new InjectError(`clef-proxy: inject: scheme "api_key_query" requires auth.query`);
-      if (/[\r\n]/.test(secret))
-        throw new InjectError("clef-proxy: inject: credential value contains CR or LF (header injection guard)");
-      const r = setQueryParam(target, a.query, secret);
-      return { headers, target: r.target, injectionPoint: `query:${a.query}`, overwrote: r.overwrote };
+    case "basic": {
+      const user = render(step.username, "field");
+      const pass = render(step.password, "field");
+      if (user.includes(":")) throw new InjectError('clef-proxy: inject: basic username contains ":"');
+      const token = Buffer.from(`${user}:${pass}`, "utf8").toString("base64");
+      const had = getHeader(headers, "authorization") !== undefined;
+      return { headers: setHeader(headers, "Authorization", `Basic ${token}`), target, overwrote: overwrote || had };
     }
-    default:
-      throw new InjectError(`clef-proxy: inject: unsupported scheme ${JSON.stringify(a.scheme)}`);
   }
 }
 
-/** Why injection can never work for this service (scheme and its fields), or null. Handles are checked apart. */
-export function serviceProblem(s: Service): string | null {
-  const a = s.auth;
-  if (!["bearer", "api_key_header", "api_key_query"].includes(a.scheme))
-    return `unsupported scheme ${JSON.stringify(a.scheme)}`;
-  if (a.scheme === "api_key_header" && !a.header) return `scheme "api_key_header" requires auth.header`;
-  if (a.scheme === "api_key_header" && a.header && !TOKEN.test(a.header))
-    return `auth.header ${JSON.stringify(a.header)} is not a valid header name`;
-  if (a.scheme === "api_key_query" && !a.query) return `scheme "api_key_query" requires auth.query`;
-  return null;
+/**
+ * Phase 1 entry point, kept until the pipeline calls injectAll: one secret, the Phase 1 schemes
+ * (anything else is `unsupported scheme`, as before). Throws InjectError with the 500 body's error.
+ */
+export function applyInjection(service: Service, secret: string, headers: Headers, target: string): Injected {
+  if (!PHASE1_SCHEMES.has(service.auth.scheme))
+    throw new InjectError(`clef-proxy: inject: unsupported scheme ${JSON.stringify(service.auth.scheme)}`);
+  const r = injectAll(service, new Map([[service.auth.credential, secret]]), headers, target);
+  return { headers: r.headers, target: r.target, injectionPoint: r.injectionPoint, overwrote: r.overwrote };
 }
 
-/** §18.10: reasons a service can never work; one WARN line each at startup. */
+/** §18.10 as Phase 1 (used until startup calls validateManifest): unusable services, Phase 1 reasons only. */
 export function checkServices(manifest: Manifest): Array<{ service: string; host: string; problem: string }> {
   const out: Array<{ service: string; host: string; problem: string }> = [];
   for (const s of manifest.services) {
     const add = (problem: string) => out.push({ service: s.name, host: s.host, problem });
     const a = s.auth;
-    if (!["bearer", "api_key_header", "api_key_query"].includes(a.scheme))
-      add(`unsupported scheme ${JSON.stringify(a.scheme)}`);
+    if (!PHASE1_SCHEMES.has(a.scheme)) add(`unsupported scheme ${JSON.stringify(a.scheme)}`);
     if (a.scheme === "api_key_header" && !a.header) add(`scheme "api_key_header" requires auth.header`);
     if (a.scheme === "api_key_header" && a.header && !TOKEN.test(a.header))
       add(`auth.header ${JSON.stringify(a.header)} is not a valid header name`);

@@ -11,13 +11,13 @@
 import type { Manifest, Service } from "../agent/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
 import { getHeader, getHeaders } from "../http/headers.ts";
-import { isValidHostName, isValidPort, parseRequestTarget } from "../http/target.ts";
-import { type HandleError, parseHandle, serviceProblem } from "../inject/index.ts";
+import { parseRequestTarget } from "../http/target.ts";
+import { type HandleError, injectProblem, parseHandle, requiredHandles } from "../inject/index.ts";
 import {
   type Authority,
-  canonicalHost,
   createMatcher,
   effectiveHost,
+  isValidRequestHost,
   type Matcher,
   splitAuthority,
 } from "../match/index.ts";
@@ -33,9 +33,8 @@ export interface TunnelFacts {
 }
 
 export interface Policy {
+  /** Services, passthrough and blocked hosts of the manifest (src/match). */
   matcher: Matcher;
-  /** Why a service can never be served (scheme, header name…), computed once per manifest. */
-  problems: ReadonlyMap<Service, string>;
 }
 
 export interface Route {
@@ -48,22 +47,17 @@ export interface Route {
   /** The Host header to send upstream when it must be set (absolute-form requests). */
   hostHeader: string | null;
   service: Service | null;
-  /** The service's handle, parsed (services only). */
-  handle: { namespace: string; key: string } | null;
+  /** Every handle the service needs, parsed (services only; usually one). */
+  handles: Array<{ handle: string; namespace: string; key: string }>;
   /** The audit fields the request carries from here on. */
   fields: AuditFields;
   /** A WebSocket handshake (the only upgrade relayed; other Upgrade tokens are dropped, §20). */
   websocket: boolean;
 }
 
-/** The policy for one manifest: the matcher, and the services that can never be served. */
+/** The policy for one manifest (validated at load: src/agent/manifest.ts). */
 export function createPolicy(manifest: Manifest): Policy {
-  const problems = new Map<Service, string>();
-  for (const s of manifest.services) {
-    const problem = serviceProblem(s);
-    if (problem) problems.set(s, problem);
-  }
-  return { matcher: createMatcher(manifest), problems };
+  return { matcher: createMatcher(manifest) };
 }
 
 export type Decision = { kind: "refuse"; refusal: Refusal } | { kind: "forward"; route: Route };
@@ -99,8 +93,9 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
   const absoluteAuthority = target.form === "absolute" ? target.authority : null;
   const absolute = absoluteAuthority !== null ? splitAuthority(absoluteAuthority) : undefined;
   const hostHeader = getHeader(head.headers, "host");
-  if (absoluteAuthority !== null && !validAuthority(absoluteAuthority)) return refuse(refusals.invalidHost(sent));
-  if (hostHeader && !validAuthority(hostHeader)) return refuse(refusals.invalidHost(sent));
+  if (absoluteAuthority !== null && (absoluteAuthority === "" || !isValidRequestHost(absoluteAuthority)))
+    return refuse(refusals.invalidHost(sent));
+  if (hostHeader && !isValidRequestHost(hostHeader.trim())) return refuse(refusals.invalidHost(sent));
   const names = effectiveHost({
     connect: tunnel?.connect,
     sni: tunnel?.sni,
@@ -112,11 +107,13 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
   // A request with no Host at all (and no absolute-form target) is denied as host "" (reference).
   const host = hostHeader === undefined || (hostHeader === "" && !absolute) ? "" : names.host;
 
-  // R6: classify
+  // R4 blocked_hosts (beat everything), then R6: classify
   const serviceHeader = getHeaders(head.headers, "x-clef-service")[0] ?? null;
   const match = host === "" ? ({ kind: "deny" } as const) : policy.matcher.match(host, serviceHeader);
+  if (match.kind === "blocked") return refuse(refusals.blockedHost(sent, match.pattern));
   if (match.kind === "deny") return refuse(refusals.notInManifest(sent, serviceHeader ?? ""));
-  if (match.kind === "ambiguous") return refuse(refusals.ambiguous(sent, match.candidates));
+  if (match.kind === "ambiguous") return refuse(refusals.ambiguous(sent, match.candidates, match.pattern));
+  const hostPattern = match.pattern ? { hostPattern: match.pattern } : {};
 
   const route: Route = {
     scheme,
@@ -125,40 +122,35 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
     pathAndQuery: target.pathAndQuery,
     hostHeader: absoluteAuthority,
     service: null,
-    handle: null,
-    fields: {},
+    handles: [],
+    fields: hostPattern,
     websocket: isWebSocketHandshake(head),
   };
   if (match.kind === "passthrough") return { kind: "forward", route };
 
-  // R9: the service's handle and usability
+  // R9: the service's handles and usability (no agent call for either)
   const service = match.service;
   route.service = service;
-  route.fields = { service: service.name, credentialHandle: service.auth.credential };
-  try {
-    route.handle = parseHandle(service.auth.credential);
-  } catch (e) {
-    const he = e as HandleError;
-    return refuse(
-      he.status === 500
-        ? refusals.malformedHandle(route.fields, he.message)
-        : refusals.agentError(route.fields, he.message),
-    );
+  route.fields = { service: service.name, credentialHandle: service.auth.credential, ...hostPattern };
+  for (const handle of requiredHandles(service)) {
+    try {
+      route.handles.push({ handle, ...parseHandle(handle) });
+    } catch (e) {
+      const he = e as HandleError;
+      return refuse(
+        he.status === 500
+          ? refusals.malformedHandle(route.fields, he.message)
+          : refusals.agentError(route.fields, he.message),
+      );
+    }
   }
-  const problem = policy.problems.get(service);
+  const problem = injectProblem(service);
   if (problem) return refuse(refusals.injectFailed(route.fields, `clef-proxy: inject: ${problem}`));
   return { kind: "forward", route };
 }
 
 function refuse(refusal: Refusal): Decision {
   return { kind: "refuse", refusal };
-}
-
-/** An authority (Host header, absolute-form) naming a valid host with an optional valid port. */
-function validAuthority(value: string): boolean {
-  const a = splitAuthority(value.trim());
-  if (a.port !== "" && !isValidPort(a.port)) return false;
-  return isValidHostName(canonicalHost(value));
 }
 
 /** GET + HTTP/1.1 + no body + `Upgrade: websocket` + `Connection: upgrade` (RFC 6455 §4.1). */

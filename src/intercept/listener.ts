@@ -6,6 +6,7 @@
 // AUTH_DEADLINE_MS each, so idle or silent sockets cannot lock out a workload that has the token;
 // authenticated connections (and tunnels) have their own MAX_CONNECTIONS.
 import type { Socket, TCPSocketListener } from "bun";
+import { createCidrSet } from "../netguard/cidr.ts";
 import { cachedResolver } from "../netguard/index.ts";
 import { AuthFailures, tokenDigest } from "./auth.ts";
 import { ProxySelector } from "./chain.ts";
@@ -78,7 +79,7 @@ function createServing(deps: InterceptDeps, inFlight: Set<RequestScope>, drainin
     policy: createPolicy(deps.manifest),
     forwarder: createForwarder(),
     proxies: new ProxySelector(deps.config.upstream, process.env),
-    resolve: cachedResolver(),
+    resolve: cachedResolver(5_000, 1024, undefined, createCidrSet(deps.manifest.blockedCidrs ?? [])),
     tokenDigest: tokenDigest(deps.workloadToken),
     authFailures: new AuthFailures(),
     inFlight,

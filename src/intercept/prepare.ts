@@ -6,7 +6,7 @@
 import { CredentialError } from "../agent/types.ts";
 import { deleteHeader, type Headers, setHeader } from "../http/headers.ts";
 import { stripHopByHop } from "../http/hop-by-hop.ts";
-import { applyInjection, InjectError } from "../inject/index.ts";
+import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
 import { info } from "../log/slog.ts";
 import { NetguardError, NotResolvedError } from "../netguard/index.ts";
 import type { ProxyChoice } from "./chain.ts";
@@ -26,7 +26,7 @@ export interface Prepared {
 export async function prepare(req: RequestScope, route: Route): Promise<Prepared | Refusal> {
   const { serving } = req;
   const service = route.service;
-  const injectionPoint = service ? injectionPointOf(service.auth) : undefined;
+  const injectionPoint = service ? firstInjectionPoint(service) : undefined;
 
   // R10: the destination, vetted. Through a corporate proxy a name that does not resolve here is
   // the proxy's to resolve (split DNS, §18.11); one that does resolve is vetted like a direct dial.
@@ -37,7 +37,12 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   } catch (e) {
     if (!(proxy && e instanceof NotResolvedError)) {
       const detail = e instanceof NetguardError ? e.message : "netguard: resolution failed";
-      return refusals.upstreamUnreachable({ ...route.fields, ...(injectionPoint ? { injectionPoint } : {}) }, detail);
+      const r = refusals.upstreamUnreachable(
+        { ...route.fields, ...(injectionPoint ? { injectionPoint } : {}) },
+        detail,
+      );
+      if (e instanceof NetguardError && e.reason && r.audit) r.audit.fields = { ...r.audit.fields, reason: e.reason };
+      return r;
     }
     addresses = [];
   }
@@ -46,52 +51,70 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   headers = deleteHeader(headers, "expect");
   if (route.hostHeader) headers = setHeader(headers, "Host", route.hostHeader);
   headers = setHeader(headers, "X-Clef-Request-Id", req.id);
-  if (!service || !route.handle) {
+  if (!service) {
     info("passthrough", req.logBase());
     return { headers, pathAndQuery: route.pathAndQuery, addresses, proxy, fields: route.fields };
   }
 
-  // R11: the secret
-  const { namespace, key } = route.handle;
-  let secret: string;
+  // R11: the secrets (all handles at once; the first failure decides, naming its handle)
+  let secrets: Map<string, string>;
   try {
-    secret = await serving.deps.credentials.secret(namespace, key);
+    const values = await Promise.all(
+      route.handles.map((h) =>
+        serving.deps.credentials.secret(h.namespace, h.key).catch((error: unknown) => {
+          throw new SecretFailure(h, error);
+        }),
+      ),
+    );
+    secrets = new Map(route.handles.map((h, i) => [h.handle, values[i]!]));
   } catch (e) {
-    const ce = e instanceof CredentialError ? e : new CredentialError("agent", "agent: request failed");
-    if (ce.kind === "not_found")
-      return refusals.credentialNotFound(route.fields, `${namespace}/${key}`, [
-        ["namespace", namespace],
-        ["key", key],
-      ]);
-    return refusals.agentError(route.fields, ce.message);
+    return secretRefusal(route, e as SecretFailure);
   }
 
   // R12: inject
   try {
-    const inj = applyInjection(service, secret, headers, route.pathAndQuery);
+    const inj = injectAll(service, secrets, headers, route.pathAndQuery);
+    const point = inj.injectionPoint;
     if (inj.overwrote)
       info("overwrote pre-set value at injection point", [
         ...req.logBase(),
         ["service", service.name],
-        ["injection_point", inj.injectionPoint],
+        ["injection_point", point],
       ]);
     info("injected", [
       ...req.logBase(),
       ["service", service.name],
       ["credential", service.auth.credential],
-      ["injection_point", inj.injectionPoint],
+      ["injection_point", point],
     ]);
-    const fields = { ...route.fields, injectionPoint: inj.injectionPoint };
+    const fields: AuditFields = {
+      ...route.fields,
+      injectionPoint: point,
+      ...(inj.credentialHandles ? { credentialHandles: inj.credentialHandles } : {}),
+      ...(inj.injectionPoints ? { injectionPoints: inj.injectionPoints } : {}),
+    };
     return { headers: inj.headers, pathAndQuery: inj.target, addresses, proxy, fields };
   } catch (e) {
     return refusals.injectFailed(route.fields, e instanceof InjectError ? e.message : "clef-proxy: inject: failed");
   }
 }
 
-/** The injection point a service would use (for the audit line of a request refused before injecting). */
-function injectionPointOf(auth: { scheme: string; header?: string; query?: string }): string | undefined {
-  if (auth.scheme === "bearer") return "header:Authorization";
-  if (auth.scheme === "api_key_header" && auth.header) return `header:${auth.header}`;
-  if (auth.scheme === "api_key_query" && auth.query) return `query:${auth.query}`;
-  return undefined;
+class SecretFailure {
+  constructor(
+    readonly handle: Route["handles"][number],
+    readonly error: unknown,
+  ) {}
+}
+
+/** A secret fetch failed: 502 `credential <handle> not found`, or 502 `agent error`. */
+function secretRefusal(route: Route, f: SecretFailure): Refusal {
+  const ce = f.error instanceof CredentialError ? f.error : new CredentialError("agent", "agent: request failed");
+  const { handle, namespace, key } = f.handle;
+  if (ce.kind === "not_found")
+    return refusals.credentialNotFound(route.fields, handle, [
+      ["namespace", namespace],
+      ["key", key],
+      ["err", ce.message],
+    ]);
+  return refusals.agentError(route.fields, ce.message);
 }

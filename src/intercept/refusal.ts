@@ -56,13 +56,13 @@ export const refusals = {
     log: { level: "INFO", msg: "denied: host not in manifest", attrs: [["service_header", serviceHeader]] },
   }),
 
-  ambiguous: (host: string, candidates: string[]): Refusal => ({
+  ambiguous: (host: string, candidates: string[], pattern?: string): Refusal => ({
     status: 400,
     body: goJsonEncode({
       candidates,
       error: `multiple services match host ${JSON.stringify(host)}; set X-Clef-Service header to one of these`,
     }),
-    audit: { status: "denied" },
+    audit: { status: "denied", fields: pattern ? { hostPattern: pattern } : {} },
     log: {
       level: "INFO",
       msg: "ambiguous: multiple services match",

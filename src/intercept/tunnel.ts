@@ -6,9 +6,9 @@
 import type { Socket } from "bun";
 import type { RequestHead } from "../http/h1-request.ts";
 import { errorResponse } from "../http/h1-response.ts";
-import { isValidHostName, isValidPort } from "../http/target.ts";
+import { isValidPort } from "../http/target.ts";
 import { warn } from "../log/slog.ts";
-import { canonicalHost, splitAuthority } from "../match/index.ts";
+import { canonicalHost, isValidRequestHost, splitAuthority } from "../match/index.ts";
 import { type ConnHost, serveTunnel } from "./client-loop.ts";
 import { Conn, type ConnData } from "./conn.ts";
 import type { TunnelFacts } from "./decide.ts";
@@ -19,7 +19,7 @@ export async function openTunnel(host: ConnHost, conn: Conn, head: RequestHead):
   const authority = splitAuthority(head.target);
   if (!authority.port) authority.port = "443";
   const name = canonicalHost(authority.host);
-  if (!isValidHostName(name) || !isValidPort(authority.port)) {
+  if (name === "" || !isValidRequestHost(head.target) || !isValidPort(authority.port)) {
     await conn.write(errorResponse(400, "malformed CONNECT target")).catch(() => {});
     return;
   }
@@ -75,7 +75,7 @@ function startTls(
   const onHandshake = (sock: Socket<ConnData>, success: boolean, sni: string | undefined, err: string) => {
     clearTimeout(timer);
     const name = sni ? canonicalHost(sni) : undefined;
-    if (!success || (name !== undefined && !isValidHostName(name))) {
+    if (!success || (name !== undefined && (name === "" || !isValidRequestHost(name)))) {
       failed = true;
       handshakeFailed(host, name ?? canonicalHost(facts.connect.host), success ? "invalid SNI" : err);
       sock.terminate();

@@ -37,6 +37,9 @@ export const REASONS = [
   "unsupported_protocol",
   "nested_connect",
   "grpc_requires_h2",
+  "unsupported_method",
+  "unsupported_target",
+  "internal_error",
   "shutdown",
 ] as const;
 export const CONNECTION_KINDS = ["plain", "tunnel_h1", "tunnel_h2", "upgraded"] as const;

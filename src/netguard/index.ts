@@ -12,8 +12,18 @@
 // Node read it), not Bun's default backend, which answers ::1 first for a name sharing its hosts line
 // address with localhost (issue 14).
 import { isIP } from "node:net";
+import { series } from "../metrics/series.ts";
+import { type CidrSet, cidrBlockReason } from "./cidr.ts";
 
-export class NetguardError extends Error {}
+export class NetguardError extends Error {
+  constructor(
+    message: string,
+    /** The audit `reason` of a Phase 2 block ("blocked_cidr"); Phase 1 blocks carry none. */
+    readonly reason?: string,
+  ) {
+    super(message);
+  }
+}
 
 /** The name did not resolve here (left to a corporate proxy when one is used, §18.11). */
 export class NotResolvedError extends NetguardError {}
@@ -93,11 +103,14 @@ export function blockReason(ip: string): string | null {
  * Resolve `host` (a name or an IP literal) and vet every address. Returns the addresses in
  * resolution order; throws NetguardError if any is blocked or the name does not resolve.
  */
-export async function resolveAndVet(host: string, lookup: Lookup = defaultLookup): Promise<string[]> {
+export async function resolveAndVet(
+  host: string,
+  lookup: Lookup = defaultLookup,
+  blocked?: CidrSet,
+): Promise<string[]> {
   const literal = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
   if (isIP(literal)) {
-    const why = blockReason(literal);
-    if (why) throw new NetguardError(`netguard: address blocked by policy: ${literal} (${why})`);
+    vet(literal, `${literal}`, blocked);
     return [literal];
   }
   let addrs: string[];
@@ -107,11 +120,22 @@ export async function resolveAndVet(host: string, lookup: Lookup = defaultLookup
     throw new NotResolvedError(`dial tcp: lookup ${host}: no such host`);
   }
   if (addrs.length === 0) throw new NotResolvedError(`dial tcp: lookup ${host}: no such host`);
-  for (const a of addrs) {
-    const why = blockReason(a);
-    if (why) throw new NetguardError(`netguard: address blocked by policy: ${host} resolves to ${a} (${why})`);
-  }
+  for (const a of addrs) vet(a, `${host} resolves to ${a}`, blocked);
   return addrs;
+}
+
+/** Throw NetguardError when `ip` is blocked (Phase 1 ranges, then the manifest's blocked_cidrs). */
+function vet(ip: string, what: string, blocked: CidrSet | undefined): void {
+  const why = blockReason(ip);
+  if (why) {
+    series.netguardBlocks.inc({ reason: why });
+    throw new NetguardError(`netguard: address blocked by policy: ${what} (${why})`);
+  }
+  const cidr = blocked ? cidrBlockReason(blocked, ip) : null;
+  if (cidr) {
+    series.netguardBlocks.inc({ reason: "blocked_cidr" });
+    throw new NetguardError(`netguard: address blocked by policy: ${what} (${cidr})`, "blocked_cidr");
+  }
 }
 
 /**
@@ -124,6 +148,7 @@ export function cachedResolver(
   ttlMs = 5_000,
   max = 1024,
   lookup: Lookup = defaultLookup,
+  blocked?: CidrSet,
 ): (host: string) => Promise<string[]> {
   const cache = new Map<string, { addrs: string[]; expires: number }>();
   const inflight = new Map<string, Promise<string[]>>();
@@ -132,7 +157,7 @@ export function cachedResolver(
     if (hit && hit.expires > Date.now()) return hit.addrs;
     let p = inflight.get(host);
     if (!p) {
-      p = resolveAndVet(host, lookup).finally(() => inflight.delete(host));
+      p = resolveAndVet(host, lookup, blocked).finally(() => inflight.delete(host));
       inflight.set(host, p);
     }
     const addrs = await p;

@@ -5,12 +5,12 @@
 import { randomBytes } from "node:crypto";
 import { type AgentError, createAgentClient } from "../agent/client.ts";
 import { loadServicesFile, warnSecretProblem } from "../agent/file-source.ts";
+import { validateManifest } from "../agent/manifest.ts";
 import type { CredentialSource, Manifest } from "../agent/types.ts";
 import { createAuditSink } from "../audit/sink.ts";
 import { CAError, createLeafMinter, defaultPaths, loadOrCreateCA, resolveCADir } from "../ca/index.ts";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { checkServices } from "../inject/index.ts";
 import { BindError, bindListener, InterceptInitError } from "../intercept/listener.ts";
 import { error, info, warn } from "../log/slog.ts";
 import { withAuditMetrics, observeManifest } from "../metrics/observe.ts";
@@ -178,8 +178,7 @@ async function serve(
     credentials = agent;
     manifestSha256 = agent.servicesSha256;
   }
-  for (const w of checkServices(manifest))
-    warn("service can never be served", { service: w.service, host: w.host, problem: w.problem });
+  for (const w of validateManifest(manifest).warnings) warn(w.msg, w.attrs);
 
   // Bind (exit 6)
   let listener;

@@ -102,7 +102,7 @@ function agentScript(): AgentScript {
         { name: "a500", host: "a500.test", auth: { scheme: "bearer", credential: "ns/E500" } },
         { name: "badh", host: "bad.test", auth: { scheme: "bearer", credential: "noslash" } },
         { name: "crlf", host: "crlf.test", auth: { scheme: "bearer", credential: "ns/CRLF" } },
-        { name: "scheme", host: "scheme.test", auth: { scheme: "basic", credential: "ns/KEY" } },
+        { name: "scheme", host: "scheme.test", auth: { scheme: "digest", credential: "ns/KEY" } },
         { name: "nohdr", host: "nohdr.test", auth: { scheme: "api_key_header", credential: "ns/KEY" } },
         {
           name: "badname",
@@ -836,7 +836,7 @@ describe("errors before forwarding", () => {
   scenario({
     name: "unknown scheme: 500",
     action: curlAction(() => https("scheme.test", "/s")),
-    check: err500('clef-proxy: inject: unsupported scheme "basic"'),
+    check: err500('clef-proxy: inject: unsupported scheme "digest"'),
   });
   scenario({
     name: "api_key_header without auth.header: 500",
