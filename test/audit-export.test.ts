@@ -630,9 +630,7 @@ describe("OTLP/HTTP JSON", () => {
     expect(rcv.got.length).toBe(0);
   });
 
-  // Needs the data path to fill AuditEntry.traceparent from the request's `traceparent` header
-  // (src/intercept/pipeline.ts, the integrator's): then change test.todo to test.
-  test.todo("traceparent: a valid W3C header sets the record's traceId/spanId/flags", async () => {
+  test("traceparent: a valid W3C header sets the record's traceId/spanId/flags", async () => {
     const rcv = startReceiver(() => Response.json({}));
     cleanup.push(() => rcv.stop());
     const p = await proxyWith({ otlp: { endpoint: rcv.url } });

@@ -7,6 +7,7 @@ export {
   fsReason,
   isExportFormat,
   loadOrCreateCA,
+  present,
   regenerateCA,
   resolveCADir,
 } from "./store.ts";

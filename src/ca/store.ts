@@ -126,7 +126,7 @@ function readText(path: string): string {
 }
 
 /** Exists as far as Go's os.Stat is concerned (anything but "not exist" counts as present). */
-function present(path: string): boolean {
+export function present(path: string): boolean {
   try {
     statSync(path);
     return true;

@@ -10,11 +10,10 @@
 // Output: one stdout line per area that passed, then `clef-proxy check: ok` (exit 0); or one stderr
 // line `clef-proxy check: <problem>` per problem (exit 1). Warnings (unknown config fields) go to
 // stderr and do not fail the check.
-import { statSync } from "node:fs";
 import { createAgentClient, redactUserinfo } from "../agent/client.ts";
 import { credentialHandles, loadServicesFile } from "../agent/file-source.ts";
 import { CredentialError, type CredentialSource, type Manifest } from "../agent/types.ts";
-import { defaultPaths, loadOrCreateCA, resolveCADir } from "../ca/index.ts";
+import { defaultPaths, loadOrCreateCA, present, resolveCADir } from "../ca/index.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { checkServices } from "../inject/index.ts";
@@ -36,16 +35,6 @@ export interface CheckOutput {
 }
 
 const LOOPBACK_ON = /^(1|true|yes)$/i;
-
-/** Like the CA store's own test: a path is present unless stat says ENOENT. */
-function present(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== "ENOENT";
-  }
-}
 
 /** null when `port` can be bound on 127.0.0.1 right now (bound and released at once), else why not. */
 function portFree(port: number): string | null {
