@@ -207,10 +207,19 @@ describe("metrics through the binary", () => {
     expect(sum(text, "process_resident_memory_bytes")).toBeGreaterThan(0);
     expect(sum(text, "process_open_fds")).toBeGreaterThan(0);
     expect(sum(text, "process_start_time_seconds")).toBeGreaterThan(1.6e9);
-    // declared for the data path, rendered at 0 / empty until it increments them
+    // fed by the data path: 6 upstream answers (3 injected, 2 passthrough; the refused dial is no
+    // answer), one leaf per CONNECT host, and the curl runs above closed their tunnels
     expect(text).toContain("# TYPE clef_proxy_netguard_blocks_total counter\n");
-    expect(text).toContain('clef_proxy_connections_open{kind="tunnel_h1"} 0\n');
-    expect(text).toContain("clef_proxy_upstream_ttfb_seconds_count 0\n");
+    expect(sum(text, "clef_proxy_upstream_ttfb_seconds_count")).toBe(5);
+    expect(sum(text, "clef_proxy_leaf_mints_total")).toBeGreaterThanOrEqual(5);
+    expect(sum(text, "clef_proxy_connections_open", { kind: "tunnel_h1" })).toBe(0);
+    // 407s (missing or wrong Proxy-Authorization) are counted: one more wrong attempt, one more
+    const failures = sum(text, "clef_proxy_workload_auth_failures_total");
+    const wrong = `Basic ${Buffer.from("u:wrong-token").toString("base64")}`;
+    expect(await sequential(1, () => `CONNECT api.test:443 HTTP/1.1\r\nProxy-Authorization: ${wrong}\r\n\r\n`)).toEqual(
+      [407],
+    );
+    expect(sum(await scrape(), "clef_proxy_workload_auth_failures_total")).toBe(failures + 1);
 
     for (const leak of [SECRET, TOKEN, METRICS_TOKEN, "api.test", "denied-host", "/i1", "/d1", "127.0.0.2"])
       expect(text).not.toContain(leak);

@@ -6,6 +6,7 @@ import { getHeader } from "../http/headers.ts";
 import { type ParseResult, type RequestHead, RequestHeadParser } from "../http/h1-request.ts";
 import { errorResponse, simpleResponse } from "../http/h1-response.ts";
 import { warn } from "../log/slog.ts";
+import { series } from "../metrics/series.ts";
 import type { SocketHandler } from "bun";
 import type { Conn, ConnData } from "./conn.ts";
 import { checkProxyAuth } from "./auth.ts";
@@ -121,6 +122,7 @@ async function authenticate(host: ConnHost, conn: Conn, head: RequestHead): Prom
   const value = getHeader(head.headers, "proxy-authorization");
   const outcome = serving.deps.lambdaLoopback ? "ok" : checkProxyAuth(value, serving.tokenDigest);
   if (outcome === "ok") return host.authenticate(conn) ? "ok" : "close";
+  series.workloadAuthFailures.inc();
   if (outcome === "wrong") {
     const named = head.method === "CONNECT" ? head.target : (getHeader(head.headers, "host") ?? "");
     serving.authFailures.log([

@@ -29,6 +29,8 @@ export class Conn {
   busy = false;
   /** Inside a CONNECT tunnel (TLS or cleartext). */
   inTunnel = false;
+  /** Switched to a WebSocket byte relay. */
+  upgraded = false;
 
   constructor(
     public sock: Socket<ConnData>,

@@ -8,6 +8,7 @@
 // - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
 import type { Headers } from "../http/headers.ts";
+import { series } from "../metrics/series.ts";
 import type { ProxyChoice } from "./chain.ts";
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
 import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS, UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN } from "./limits.ts";
@@ -128,7 +129,9 @@ export function createForwarder(): Forwarder & { scheduler: Scheduler } {
         release = await scheduler.acquire(`${req.scheme}://${hostPort(req.host, req.port)}`, ac.signal).catch(() => {
           throw new UpstreamError(timedOut ? FIRST_BYTE_TIMEOUT : "request cancelled");
         });
+        const sent = performance.now();
         const res = await attempt(req, ac.signal, () => timedOut);
+        series.upstreamTtfb.observe(undefined, (performance.now() - sent) / 1000);
         const cl = res.headers.get("content-length");
         const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
         if (noBody) await res.body?.cancel().catch(() => {});

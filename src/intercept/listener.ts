@@ -173,10 +173,15 @@ export async function bindListener(port: number): Promise<Listener> {
     },
     stats() {
       let tunnel = 0;
-      for (const c of slots.all) if (c.inTunnel) tunnel++;
+      let upgraded = 0;
+      for (const c of slots.all) {
+        if (c.upgraded) upgraded++;
+        else if (c.inTunnel) tunnel++;
+      }
       return {
-        plain: slots.all.size - tunnel,
+        plain: slots.all.size - tunnel - upgraded,
         tunnel,
+        upgraded,
         unauthenticated: slots.counts.unauthenticated,
         requestsInFlight: inFlight.size,
       };

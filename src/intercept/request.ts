@@ -152,6 +152,7 @@ async function relayWebSocket(
   try {
     await serving.forwarder.upgrade(upstreamReq, conn, (status) => {
       answered = true;
+      conn.upgraded = status === 101;
       req.audit(okStatus, { ...req.fields, upstreamStatus: status });
     });
   } catch (e) {

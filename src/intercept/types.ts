@@ -67,6 +67,7 @@ export interface Serving {
 export interface ListenerStats {
   plain: number;
   tunnel: number;
+  upgraded: number;
   unauthenticated: number;
   requestsInFlight: number;
 }

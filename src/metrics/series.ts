@@ -106,6 +106,8 @@ export interface Sources {
   auditStats: () => AuditSinkStats[];
   /** Leaf certificates in the minter's cache (`createLeafMinter(...).size()`). */
   leafCacheSize: () => number;
+  /** Leaf certificates minted since start (`createLeafMinter(...).stats().mints`). */
+  leafMints: () => number;
   /** Open client connections by kind (the data path). */
   connectionsOpen: () => Partial<Record<ConnectionKind, number>>;
   /** Open HTTP/2 streams on the client leg (the data path). */
@@ -114,6 +116,7 @@ export interface Sources {
 const sources: Sources = {
   auditStats: () => [],
   leafCacheSize: () => 0,
+  leafMints: () => 0,
   connectionsOpen: () => ({}),
   h2StreamsOpen: () => 0,
 };
@@ -221,6 +224,7 @@ export const series = {
   leafMints: registry.counter({
     name: `${P}leaf_mints_total`,
     help: "Leaf certificates minted.",
+    collect: () => sources.leafMints(),
   }),
   leafCacheSize: registry.gauge({
     name: `${P}leaf_cache_size`,

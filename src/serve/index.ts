@@ -226,7 +226,15 @@ async function serve(
   const minter = createLeafMinter(ca, { cap: 1024 });
   if (admin) {
     const sink = audit;
-    setSources({ auditStats: () => sink.stats(), leafCacheSize: () => minter.size() });
+    setSources({
+      auditStats: () => sink.stats(),
+      leafCacheSize: () => minter.size(),
+      leafMints: () => minter.stats().mints,
+      connectionsOpen: () => {
+        const c = listener.stats();
+        return { plain: c.plain, tunnel_h1: c.tunnel, upgraded: c.upgraded };
+      },
+    });
     observeManifest(manifest, manifestSha256);
     audit = withAuditMetrics(sink);
   }
