@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { join } from "node:path";
-import { ProxySelector } from "../src/intercept/chain.ts";
+import { ProxySelector } from "../src/http/corporate-proxy.ts";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
 import { curl, parseCurl, run, tunnelExchange } from "./helpers/clients.ts";
 import { freePort, startProxy } from "./helpers/proxy.ts";

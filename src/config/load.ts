@@ -7,7 +7,7 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import * as v from "valibot";
 import { formatGoDuration, parseGoDuration } from "./duration.ts";
-import { isLoopbackHost } from "../audit/export/loopback.ts";
+import { isLoopbackHost } from "../http/corporate-proxy.ts";
 import { type JNode, GoJsonError, kindName, member, parseGoJson } from "../gojson/decode.ts";
 import { closest } from "./suggest.ts";
 import type { Config } from "./types.ts";

@@ -195,117 +195,120 @@ function compileTemplate(
   if (entries.length === 0) add("inject", `scheme "template" requires auth.inject`);
   if (entries.length > MAX_TEMPLATE_ENTRIES)
     add("inject", `auth.inject has ${entries.length} entries, at most ${MAX_TEMPLATE_ENTRIES}`);
-
-  const used: string[] = [credential];
-  const headersWritten = new Map<string, number>();
-  const queriesWritten = new Map<string, number>();
-  const text = (i: number, field: string, value: string | undefined): TemplatePart[] | null => {
-    if (value === undefined) return null;
-    const r = parseTemplate(value, refs);
-    if (!r.ok) {
-      add("inject", `auth.inject[${i}].${field}: ${r.problem}`);
-      return null;
-    }
-    if (!LITERAL_OK.test(templateLiterals(r.parts))) {
-      add("inject", `auth.inject[${i}].${field} contains a control character`);
-      return null;
-    }
-    for (const h of templateHandles(r.parts)) used.push(h);
-    return r.parts;
-  };
-  const writes = (i: number, header: string): boolean => {
-    const n = header.toLowerCase();
-    const prev = headersWritten.get(n);
-    if (prev !== undefined) {
-      add("inject", `auth.inject[${i}]: header ${JSON.stringify(header)} is also written by auth.inject[${prev}]`);
-      return false;
-    }
-    headersWritten.set(n, i);
-    return true;
-  };
-  entries.forEach((e, i) => {
-    switch (e.type) {
-      case "header": {
-        if (e.name === undefined || e.value === undefined) {
-          add("inject", `auth.inject[${i}]: type "header" requires name and value`);
-          return;
-        }
-        if (!TOKEN.test(e.name)) {
-          add("inject", `auth.inject[${i}]: header name ${JSON.stringify(e.name)} is not a valid header name`);
-          return;
-        }
-        if (refusedHeaderName(e.name)) {
-          add("inject", `auth.inject[${i}]: header ${JSON.stringify(e.name)} may not be written by a template`);
-          return;
-        }
-        const v = text(i, "value", e.value);
-        if (v && writes(i, e.name))
-          steps.push({
-            type: "header",
-            name: canonicalHeaderName(e.name),
-            point: `header:${e.name}`,
-            value: v,
-            guard: "field",
-          });
-        return;
-      }
-      case "query": {
-        if (e.name === undefined || e.name === "" || e.value === undefined) {
-          add("inject", `auth.inject[${i}]: type "query" requires name and value`);
-          return;
-        }
-        const prev = queriesWritten.get(e.name);
-        if (prev !== undefined) {
-          add(
-            "inject",
-            `auth.inject[${i}]: query parameter ${JSON.stringify(e.name)} is also written by auth.inject[${prev}]`,
-          );
-          return;
-        }
-        queriesWritten.set(e.name, i);
-        const v = text(i, "value", e.value);
-        if (v) steps.push({ type: "query", name: e.name, point: `query:${e.name}`, value: v, guard: "field" });
-        return;
-      }
-      case "bearer": {
-        if (e.value === undefined) {
-          add("inject", `auth.inject[${i}]: type "bearer" requires value`);
-          return;
-        }
-        const v = text(i, "value", e.value);
-        if (v && writes(i, "Authorization"))
-          steps.push({
-            type: "header",
-            name: "Authorization",
-            point: "header:Authorization",
-            value: ["Bearer ", ...v],
-            guard: "field",
-          });
-        return;
-      }
-      case "basic": {
-        if (e.username === undefined || e.password === undefined) {
-          add("inject", `auth.inject[${i}]: type "basic" requires username and password`);
-          return;
-        }
-        const u = text(i, "username", e.username);
-        const p = text(i, "password", e.password);
-        if (u && templateLiterals(u).includes(":")) {
-          add("inject", `auth.inject[${i}]: basic username contains ":"`);
-          return;
-        }
-        if (u && p && writes(i, "Authorization"))
-          steps.push({ type: "basic", point: "header:Authorization", username: u, password: p });
-        return;
-      }
-      default:
-        add("inject", `auth.inject[${i}]: unknown type ${JSON.stringify(e.type)}`);
-    }
-  });
-  const handles = [...new Set(used)];
+  const c = new TemplateCompiler(refs, steps, add, credential);
+  entries.forEach((e, i) => c.entry(e, i));
+  const handles = [...new Set(c.used)];
   for (const h of handles.slice(1)) {
     const ref = [...refs].find(([, v]) => v === h)?.[0] ?? "";
     handleProblem(h, `auth.credentials[${JSON.stringify(ref)}]`);
   }
   return handles;
+}
+
+/** One template's entries → steps; every problem reported through `add`. */
+class TemplateCompiler {
+  readonly used: string[];
+  private readonly headersWritten = new Map<string, number>();
+  private readonly queriesWritten = new Map<string, number>();
+
+  constructor(
+    private readonly refs: Map<string, string>,
+    private readonly steps: Step[],
+    private readonly add: (kind: Problem["kind"], text: string) => void,
+    credential: string,
+  ) {
+    this.used = [credential];
+  }
+
+  entry(e: InjectEntry, i: number): void {
+    if (e.type === "header") this.header(e, i);
+    else if (e.type === "query") this.query(e, i);
+    else if (e.type === "bearer") this.bearer(e, i);
+    else if (e.type === "basic") this.basic(e, i);
+    else this.add("inject", `auth.inject[${i}]: unknown type ${JSON.stringify(e.type)}`);
+  }
+
+  /** A template text, parsed and checked; its handles are recorded as used. */
+  private text(i: number, field: string, value: string | undefined): TemplatePart[] | null {
+    if (value === undefined) return null;
+    const r = parseTemplate(value, this.refs);
+    if (!r.ok) {
+      this.add("inject", `auth.inject[${i}].${field}: ${r.problem}`);
+      return null;
+    }
+    if (!LITERAL_OK.test(templateLiterals(r.parts))) {
+      this.add("inject", `auth.inject[${i}].${field} contains a control character`);
+      return null;
+    }
+    for (const h of templateHandles(r.parts)) this.used.push(h);
+    return r.parts;
+  }
+
+  /** Claim a header for entry i; false (and a problem) when another entry writes it too. */
+  private writes(i: number, header: string): boolean {
+    const n = header.toLowerCase();
+    const prev = this.headersWritten.get(n);
+    if (prev !== undefined) {
+      this.add("inject", `auth.inject[${i}]: header ${JSON.stringify(header)} is also written by auth.inject[${prev}]`);
+      return false;
+    }
+    this.headersWritten.set(n, i);
+    return true;
+  }
+
+  private header(e: InjectEntry, i: number): void {
+    if (e.name === undefined || e.value === undefined)
+      return this.add("inject", `auth.inject[${i}]: type "header" requires name and value`);
+    if (!TOKEN.test(e.name))
+      return this.add("inject", `auth.inject[${i}]: header name ${JSON.stringify(e.name)} is not a valid header name`);
+    if (refusedHeaderName(e.name))
+      return this.add("inject", `auth.inject[${i}]: header ${JSON.stringify(e.name)} may not be written by a template`);
+    const v = this.text(i, "value", e.value);
+    if (v && this.writes(i, e.name))
+      this.steps.push({
+        type: "header",
+        name: canonicalHeaderName(e.name),
+        point: `header:${e.name}`,
+        value: v,
+        guard: "field",
+      });
+  }
+
+  private query(e: InjectEntry, i: number): void {
+    if (e.name === undefined || e.name === "" || e.value === undefined)
+      return this.add("inject", `auth.inject[${i}]: type "query" requires name and value`);
+    const prev = this.queriesWritten.get(e.name);
+    if (prev !== undefined)
+      return this.add(
+        "inject",
+        `auth.inject[${i}]: query parameter ${JSON.stringify(e.name)} is also written by auth.inject[${prev}]`,
+      );
+    this.queriesWritten.set(e.name, i);
+    const v = this.text(i, "value", e.value);
+    if (v) this.steps.push({ type: "query", name: e.name, point: `query:${e.name}`, value: v, guard: "field" });
+  }
+
+  private bearer(e: InjectEntry, i: number): void {
+    if (e.value === undefined) return this.add("inject", `auth.inject[${i}]: type "bearer" requires value`);
+    const v = this.text(i, "value", e.value);
+    if (v && this.writes(i, "Authorization"))
+      this.steps.push({
+        type: "header",
+        name: "Authorization",
+        point: "header:Authorization",
+        value: ["Bearer ", ...v],
+        guard: "field",
+      });
+  }
+
+  private basic(e: InjectEntry, i: number): void {
+    if (e.username === undefined || e.password === undefined)
+      return this.add("inject", `auth.inject[${i}]: type "basic" requires username and password`);
+    const u = this.text(i, "username", e.username);
+    const p = this.text(i, "password", e.password);
+    if (u && templateLiterals(u).includes(":"))
+      return this.add("inject", `auth.inject[${i}]: basic username contains ":"`);
+    if (u && p && this.writes(i, "Authorization"))
+      this.steps.push({ type: "basic", point: "header:Authorization", username: u, password: p });
+  }
 }

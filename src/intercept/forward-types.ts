@@ -2,7 +2,7 @@
 // raw sockets for WebSocket handshakes).
 import type { UpstreamHead } from "../http/h1-response.ts";
 import type { Headers } from "../http/headers.ts";
-import type { ProxyChoice } from "./chain.ts";
+import type { ProxyChoice } from "../http/corporate-proxy.ts";
 
 export { UpstreamError } from "./upstream-error.ts";
 

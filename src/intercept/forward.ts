@@ -9,7 +9,7 @@
 import { isIP } from "node:net";
 import type { Headers } from "../http/headers.ts";
 import { series } from "../metrics/series.ts";
-import type { ProxyChoice } from "./chain.ts";
+import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
 import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS, UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN } from "./limits.ts";
 import { GO_USER_AGENT } from "./refusal.ts";

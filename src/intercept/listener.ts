@@ -5,11 +5,11 @@
 // at most MAX_UNAUTHENTICATED of those (the oldest is evicted for a new one) for at most
 // AUTH_DEADLINE_MS each, so idle or silent sockets cannot lock out a workload that has the token;
 // authenticated connections (and tunnels) have their own MAX_CONNECTIONS.
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { createCidrSet } from "../netguard/cidr.ts";
 import { cachedResolver } from "../netguard/index.ts";
 import { AuthFailures, tokenDigest } from "./auth.ts";
-import { ProxySelector } from "./chain.ts";
+import { ProxyConfigError, ProxySelector } from "../http/corporate-proxy.ts";
 import { type ConnHost, serveClient } from "./client-loop.ts";
 import { createPolicy } from "./decide.ts";
 import { Conn, type ConnData } from "./conn.ts";
@@ -18,7 +18,14 @@ import { AUTH_DEADLINE_MS, MAX_CONNECTIONS, MAX_UNAUTHENTICATED } from "./limits
 import type { RequestScope } from "./request-scope.ts";
 import { createSocketHandlers } from "./socket-handlers.ts";
 import { checkTrustEnv } from "./trust.ts";
-import { BindError, type InterceptDeps, type Listener, type Serving } from "./types.ts";
+import {
+  BindError,
+  type InterceptDeps,
+  InterceptInitError,
+  type Listener,
+  type ListenerStats,
+  type Serving,
+} from "./types.ts";
 
 export { BindError, InterceptInitError } from "./types.ts";
 
@@ -28,10 +35,6 @@ class Slots {
   /** Unauthenticated connections in accept order, with their deadline timers. */
   private readonly unauthenticated = new Map<Conn, ReturnType<typeof setTimeout>>();
   private readonly authenticated = new Set<Conn>();
-
-  get counts(): { unauthenticated: number; authenticated: number } {
-    return { unauthenticated: this.unauthenticated.size, authenticated: this.authenticated.size };
-  }
 
   add(conn: Conn): void {
     if (this.unauthenticated.size >= MAX_UNAUTHENTICATED) {
@@ -64,11 +67,36 @@ class Slots {
     tls.onceClosed(() => this.remove(tls));
   }
 
+  stats(requestsInFlight: number): ListenerStats {
+    let tunnel = 0;
+    let upgraded = 0;
+    for (const c of this.all) {
+      if (c.upgraded) upgraded++;
+      else if (c.inTunnel) tunnel++;
+    }
+    return {
+      plain: this.all.size - tunnel - upgraded,
+      tunnel,
+      upgraded,
+      unauthenticated: this.unauthenticated.size,
+      requestsInFlight,
+    };
+  }
+
   remove(conn: Conn): void {
     clearTimeout(this.unauthenticated.get(conn));
     this.unauthenticated.delete(conn);
     this.authenticated.delete(conn);
     this.all.delete(conn);
+  }
+}
+
+/** The corporate proxy selection; a bad `proxy_auth` is an intercept init error (exit 1). */
+function proxySelector(deps: InterceptDeps): ProxySelector {
+  try {
+    return new ProxySelector(deps.config.upstream, process.env);
+  } catch (e) {
+    throw e instanceof ProxyConfigError ? new InterceptInitError(e.message) : e;
   }
 }
 
@@ -78,7 +106,7 @@ function createServing(deps: InterceptDeps, inFlight: Set<RequestScope>, drainin
     deps,
     policy: createPolicy(deps.manifest),
     forwarder: createForwarder(),
-    proxies: new ProxySelector(deps.config.upstream, process.env),
+    proxies: proxySelector(deps),
     resolve: cachedResolver(5_000, 1024, undefined, createCidrSet(deps.manifest.blockedCidrs ?? [])),
     tokenDigest: tokenDigest(deps.workloadToken),
     authFailures: new AuthFailures(),
@@ -91,11 +119,11 @@ export async function bindListener(port: number): Promise<Listener> {
   const slots = new Slots();
   const inFlight = new Set<RequestScope>();
   let draining = false;
-  let serving: Serving | null = null;
+  let host: ConnHost | null = null; // set by start(): connections accepted before wait for it
   const startWaiters: Array<() => void> = [];
-  let idleWaiters: Array<() => void> = [];
+  const idle = new IdleWaiters();
   const wakeDrain = () => {
-    if (draining) for (const w of idleWaiters.splice(0)) w();
+    if (draining) idle.wake();
   };
 
   const accept = (sock: Socket<ConnData>) => {
@@ -105,9 +133,26 @@ export async function bindListener(port: number): Promise<Listener> {
     slots.add(conn);
     conn.onceClosed(wakeDrain);
     const run = () => {
-      if (!serving || conn.closed) return;
-      const host: ConnHost = {
-        serving,
+      if (!host || conn.closed) return;
+      void serveClient(host, conn)
+        .catch(() => {}) // connection-level failure: nothing more to say to this client
+        .finally(() => {
+          conn.busy = false;
+          if (slots.all.has(conn)) conn.end(); // not handed to a tunnel
+          wakeDrain();
+        });
+    };
+    if (host) run();
+    else startWaiters.push(run);
+  };
+  const handlers = createSocketHandlers(accept);
+  const server = listen(port, handlers);
+
+  return {
+    port: server.port,
+    start(deps) {
+      host = {
+        serving: createServing(deps, inFlight, () => draining),
         authenticate: (c) => slots.authenticate(c),
         idle: wakeDrain,
         replace: (raw, tls) => {
@@ -117,33 +162,6 @@ export async function bindListener(port: number): Promise<Listener> {
         draining: () => draining,
         socketHandlers: handlers,
       };
-      void serveClient(host, conn)
-        .catch(() => {}) // connection-level failure: nothing more to say to this client
-        .finally(() => {
-          conn.busy = false;
-          if (slots.all.has(conn)) conn.end(); // not handed to a tunnel
-          wakeDrain();
-        });
-    };
-    if (serving) run();
-    else startWaiters.push(run);
-  };
-  const handlers = createSocketHandlers(accept);
-
-  let server: TCPSocketListener<ConnData>;
-  try {
-    server = Bun.listen<ConnData>({ hostname: "127.0.0.1", port, socket: handlers });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why =
-      err.code === "EADDRINUSE" ? "address already in use" : err.code === "EACCES" ? "permission denied" : err.message;
-    throw new BindError(`listen tcp 127.0.0.1:${port}: bind: ${why}`);
-  }
-
-  return {
-    port: server.port,
-    start(deps) {
-      serving = createServing(deps, inFlight, () => draining);
       for (const run of startWaiters.splice(0)) run();
     },
     stopAccepting() {
@@ -156,14 +174,7 @@ export async function bindListener(port: number): Promise<Listener> {
         if (![...slots.all].some((c) => c.busy && !c.closed)) return true;
         const left = deadlineMs - Date.now();
         if (left <= 0) return false;
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, Math.min(left, 100));
-          idleWaiters.push(() => {
-            clearTimeout(t);
-            r();
-          });
-        });
-        idleWaiters = [];
+        await idle.wait(Math.min(left, 100));
       }
     },
     close() {
@@ -171,20 +182,34 @@ export async function bindListener(port: number): Promise<Listener> {
       for (const c of [...slots.all]) c.destroy();
       server.stop(true);
     },
-    stats() {
-      let tunnel = 0;
-      let upgraded = 0;
-      for (const c of slots.all) {
-        if (c.upgraded) upgraded++;
-        else if (c.inTunnel) tunnel++;
-      }
-      return {
-        plain: slots.all.size - tunnel - upgraded,
-        tunnel,
-        upgraded,
-        unauthenticated: slots.counts.unauthenticated,
-        requestsInFlight: inFlight.size,
-      };
-    },
+    stats: () => slots.stats(inFlight.size),
   };
+}
+
+function listen(port: number, handlers: SocketHandler<ConnData>): TCPSocketListener<ConnData> {
+  try {
+    return Bun.listen<ConnData>({ hostname: "127.0.0.1", port, socket: handlers });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why =
+      err.code === "EADDRINUSE" ? "address already in use" : err.code === "EACCES" ? "permission denied" : err.message;
+    throw new BindError(`listen tcp 127.0.0.1:${port}: bind: ${why}`);
+  }
+}
+
+/** The drain's wait: woken when a connection goes idle or closes, or after `ms`. */
+class IdleWaiters {
+  private waiters: Array<() => void> = [];
+  wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+  wait(ms: number): Promise<void> {
+    return new Promise<void>((r) => {
+      const t = setTimeout(r, ms);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        r();
+      });
+    });
+  }
 }

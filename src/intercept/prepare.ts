@@ -9,7 +9,7 @@ import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
 import { info } from "../log/slog.ts";
 import { NetguardError, NotResolvedError } from "../netguard/index.ts";
-import type { ProxyChoice } from "./chain.ts";
+import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Route } from "./decide.ts";
 import { type AuditFields, type Refusal, refusals } from "./refusal.ts";
 import type { RequestScope } from "./request-scope.ts";

@@ -4,7 +4,7 @@ import type { AuditSink } from "../audit/types.ts";
 import type { LeafMinter } from "../ca/types.ts";
 import type { Config } from "../config/types.ts";
 import type { AuthFailures } from "./auth.ts";
-import type { ProxySelector } from "./chain.ts";
+import type { ProxySelector } from "../http/corporate-proxy.ts";
 import type { Policy } from "./decide.ts";
 import type { Forwarder } from "./forward-types.ts";
 import type { RequestScope } from "./request-scope.ts";

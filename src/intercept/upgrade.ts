@@ -11,7 +11,7 @@ import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { HeadBuffer } from "../http/head-buffer.ts";
 import { canonicalHeaderName } from "../http/headers.ts";
-import type { ProxyChoice } from "./chain.ts";
+import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { ByteDuplex, UpstreamRequest } from "./forward-types.ts";
 import {
   INPUT_HIGH_WATER,

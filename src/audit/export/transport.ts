@@ -13,9 +13,8 @@
 // Error texts never contain the URL's query or userinfo, a header value or the body.
 import { isIP } from "node:net";
 import type { Config } from "../../config/types.ts";
-import { type ProxyChoice, ProxySelector } from "../../intercept/chain.ts";
+import { isLoopbackHost, type ProxyChoice, ProxySelector } from "../../http/corporate-proxy.ts";
 import { NetguardError, resolveAndVet } from "../../netguard/index.ts";
-import { isLoopbackHost } from "./loopback.ts";
 
 export const RESPONSE_MAX_BYTES = 64 * 1024;
 

@@ -1,7 +1,7 @@
 // src/audit/export/transport.ts against receivers on 127.0.0.1 (in process): what is sent, what is
 // read back, redirects not followed, loopback-only http, netguard refusals, safe error texts.
 import { afterAll, describe, expect, test } from "bun:test";
-import { isLoopbackHost } from "../../../src/audit/export/loopback.ts";
+import { isLoopbackHost } from "../../../src/http/corporate-proxy.ts";
 import { HttpTransport, parseRetryAfter, RESPONSE_MAX_BYTES } from "../../../src/audit/export/transport.ts";
 
 const NO_PROXY = { proxyUrl: "", noProxy: [], proxyAuth: "" };

@@ -3,7 +3,9 @@
 // golang.org/x/net/http/httpproxy semantics. localhost and loopback always bypass.
 import { isIP } from "node:net";
 import type { Config } from "../config/types.ts";
-import { InterceptInitError } from "./types.ts";
+
+/** `upstream.proxy_auth` without a colon: intercept init fails (exit 1, docs/CONTRACT.md §4). */
+export class ProxyConfigError extends Error {}
 
 export interface ProxyChoice {
   /** Proxy URL without credentials, e.g. "http://127.0.0.1:3128". */
@@ -59,10 +61,18 @@ function parseNoProxy(list: string): { all: boolean; rules: NoProxyRule[] } {
   return { all, rules };
 }
 
-function isLoopback(host: string): boolean {
-  if (host === "localhost" || host.endsWith(".localhost")) return true;
-  if (isIP(host) === 4) return host.startsWith("127.");
-  return host === "::1";
+/**
+ * A loopback host, literal forms only: localhost (and *.localhost), 127.0.0.0/8, ::1 (also as an
+ * IPv4-mapped address). Loopback always bypasses the corporate proxy; `http://` audit receivers are
+ * allowed only there.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  if (isIP(h) === 4) return h.startsWith("127.");
+  if (isIP(h) === 6)
+    return h === "::1" || h === "0:0:0:0:0:0:0:1" || /^::ffff:(127\.|7f[0-9a-f]{2}:[0-9a-f]{1,4}$)/.test(h);
+  return false;
 }
 
 export class ProxySelector {
@@ -77,7 +87,7 @@ export class ProxySelector {
       this.noProxy = parseNoProxy(cfg.noProxy.join(","));
       if (cfg.proxyAuth) {
         if (!cfg.proxyAuth.includes(":"))
-          throw new InterceptInitError("intercept: upstream.proxy_auth must be in 'user:pass' form");
+          throw new ProxyConfigError("intercept: upstream.proxy_auth must be in 'user:pass' form");
         this.authOverride = "Basic " + Buffer.from(cfg.proxyAuth).toString("base64");
       }
     } else {
@@ -88,7 +98,7 @@ export class ProxySelector {
   }
 
   private bypass(host: string, port: number): boolean {
-    if (isLoopback(host)) return true;
+    if (isLoopbackHost(host)) return true;
     if (this.noProxy.all) return true;
     for (const r of this.noProxy.rules) {
       if (r.port && r.port !== String(port)) continue;
