@@ -1,6 +1,6 @@
 // Hostile-client wire helpers: send raw bytes to the proxy on the listener, inside a cleartext
 // CONNECT tunnel or inside a TLS tunnel, collect what comes back, and split it into responses.
-import { connect as netConnect, type Socket } from "node:net";
+import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 
 export type Mode = "listener" | "plain-tunnel" | "tls-tunnel";
@@ -141,14 +141,22 @@ export function exchange(o: ExchangeOptions): Promise<ExchangeResult> {
         return;
       }
       const host = (o.connectTarget ?? "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-      const t = tlsConnect({
-        socket: raw,
-        ca: o.ca,
-        servername: o.servername ?? host,
-        ALPNProtocols: ["http/1.1"],
-        // the fuzzer sends odd SNIs on purpose; the chain is still checked against the proxy's CA
-        checkServerIdentity: () => undefined,
-      });
+      const sni = o.servername ?? host;
+      let t: TLSSocket;
+      try {
+        t = tlsConnect({
+          socket: raw,
+          ca: o.ca,
+          // no SNI for an IP literal (RFC 6066; node refuses to send one)
+          ...(sni && !isIP(sni.replace(/^\[|\]$/g, "")) ? { servername: sni } : {}),
+          ALPNProtocols: ["http/1.1"],
+          // the fuzzer sends odd SNIs on purpose; the chain is still checked against the proxy's CA
+          checkServerIdentity: () => undefined,
+        });
+      } catch (e) {
+        res.tlsError = (e as Error).message;
+        return finish(false);
+      }
       inner = t;
       t.on("secureConnect", () => {
         res.tunnelUp = true;
