@@ -10,8 +10,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { OUR_BIN, ROOT } from "../helpers/bin.ts";
 import { tempDir } from "../helpers/proxy.ts";
+import { type CaseOutcome, check, mark, type Observed } from "./fuzz-check.ts";
 import { estimatedRequests, generateCases } from "./fuzz-gen.ts";
-import { TOKEN } from "./world.ts";
+import type { RecConn, RecRequest } from "./recorder.ts";
+import { S1, S2, TOKEN } from "./world.ts";
 
 const COUNT = Number(process.env.CLEF_FUZZ_COUNT ?? 10_000);
 const SEED = Number(process.env.CLEF_FUZZ_SEED ?? 20261130);
@@ -47,6 +49,109 @@ describe("fuzz corpus", () => {
       expect(ops.some((o) => re.test(o))).toBe(true);
     expect(a.some((c) => c.data.includes("@evil.test"))).toBe(true);
     expect(estimatedRequests("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")).toBe(2);
+  });
+});
+
+describe("fuzz invariant checker (synthetic batches)", () => {
+  const conn = (sni?: string): RecConn => ({
+    id: 1,
+    recorder: "r",
+    port: 1,
+    tls: sni !== undefined,
+    sni,
+    chunks: [],
+    bytes: 0,
+    openedAt: 0,
+    sent: 0,
+  });
+  const seen = (host: string, id: string, extra = "", sni?: string): RecRequest => ({
+    conn: conn(sni),
+    at: 0,
+    method: "GET",
+    target: "/",
+    headers: [["Host", host]],
+    host,
+    requestId: id,
+    head: Buffer.from(`GET / HTTP/1.1\r\nHost: ${host}\r\nX-Clef-Request-Id: ${id}\r\n${extra}\r\n`),
+    body: [],
+    complete: true,
+  });
+  const empty = (): Observed => ({
+    api: { requests: [] },
+    pass: { requests: [] },
+    attacker: { requests: [], conns: [] },
+    proxy: { stdout: [], stderr: [] },
+  });
+  const line = (id: string) => JSON.stringify({ request_id: id, status: "injected" });
+  const out = (id: number, data: string, sent = "GET / HTTP/1.1\r\n\r\n"): CaseOutcome => ({
+    c: { id, mode: "listener", data: sent, ops: [], seed: "s" },
+    tunnelUp: true,
+    data: Buffer.from(data, "latin1"),
+    closedByPeer: true,
+    timedOut: false,
+  });
+  const upstream = (who: string, id: string) =>
+    `HTTP/1.1 200 OK\r\nX-Rec-Who: ${who}\r\nX-Rec-Id: ${id}\r\nContent-Length: 0\r\n\r\n`;
+  const denied = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n{}\n";
+  const go400 =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
+  const invariants = (o: Observed, outcomes: CaseOutcome[]) =>
+    [...new Set(check(o, mark(empty()), outcomes).map((v) => v.invariant))].sort();
+
+  /** A clean batch: an injected request, a denied one, a parse error. */
+  function clean(): [Observed, CaseOutcome[]] {
+    const o = empty();
+    o.api.requests.push(seen("api.test:8443", "id-1", `Authorization: Bearer ${S1}\r\n`, "api.test"));
+    o.proxy.stdout.push(line("id-1"), line("id-2"));
+    return [o, [out(1, upstream("api", "id-1")), out(2, denied), out(3, go400)]];
+  }
+
+  test("a clean batch has no violation", () => {
+    expect(invariants(...clean())).toEqual([]);
+  });
+  test("1: anything at the attacker", () => {
+    const [o, r] = clean();
+    o.attacker.requests.push(seen("api.test", "id-9"));
+    o.proxy.stdout.push(line("id-9"));
+    expect(invariants(o, r)).toEqual([1]);
+  });
+  test("2: a secret for another Host, another SNI, or at pass.test", () => {
+    for (const mutate of [
+      (o: Observed) => o.api.requests.push(seen("q.test:8443", "id-5", `Authorization: Bearer ${S1}\r\n`)),
+      (o: Observed) => o.api.requests.push(seen("api.test:8443", "id-5", `Authorization: Bearer ${S1}\r\n`, "q.test")),
+      (o: Observed) => o.pass.requests.push(seen("pass.test", "id-5", `X-Key: ${encodeURIComponent(S2)}\r\n`)),
+    ]) {
+      const [o, r] = clean();
+      mutate(o);
+      o.proxy.stdout.push(line("id-5"));
+      expect(invariants(o, r)).toEqual([2]);
+    }
+  });
+  test("3: a secret in a response, in stderr, in an audit line", () => {
+    let [o, r] = clean();
+    r.push(out(4, `HTTP/1.1 502 Bad Gateway\r\nContent-Length: 40\r\n\r\n${encodeURIComponent(S2)}`));
+    o.proxy.stdout.push(line("id-4"));
+    expect(invariants(o, r)).toEqual([3]);
+    [o, r] = clean();
+    o.proxy.stderr.push(`level=INFO msg=x err="${Buffer.from("x" + S1).toString("base64")}"`);
+    expect(invariants(o, r)).toEqual([3]);
+    [o, r] = clean();
+    o.proxy.stdout[1] = JSON.stringify({ request_id: "id-2", path: `/x/${S2}` });
+    expect(invariants(o, r)).toEqual([3]);
+  });
+  test("5: a request seen upstream without exactly one line; a proxy answer without a line; phantom lines", () => {
+    let [o, r] = clean();
+    o.proxy.stdout.splice(0, 1); // id-1's line lost
+    expect(invariants(o, r)).toEqual([5]);
+    [o, r] = clean();
+    o.proxy.stdout.push(line("id-1")); // twice
+    expect(invariants(o, r)).toEqual([5]);
+    [o, r] = clean();
+    o.proxy.stdout.splice(1, 1); // the 403's line lost
+    expect(invariants(o, r)).toEqual([5]);
+    [o, r] = clean();
+    o.proxy.stdout.push(line("id-x"), line("id-y")); // lines for nothing the fuzzer sent
+    expect(invariants(o, r)).toEqual([5]);
   });
 });
 
