@@ -234,6 +234,7 @@ async function main(): Promise<void> {
     });
   }
   const proxyAlive = w.proxy.proc.exitCode === null;
+  const stderrTail = counts["4"] || !proxyAlive ? w.proxy.stderr.slice(-20) : [];
   await w.stop();
   const report = {
     seed: SEED,
@@ -244,6 +245,7 @@ async function main(): Promise<void> {
     totalMs: Date.now() - t0,
     stoppedEarly,
     proxyAlive,
+    ...(stderrTail.length ? { stderrTail } : {}),
     violations: counts,
     accounting,
     samples,
