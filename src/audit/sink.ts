@@ -117,6 +117,12 @@ export class AsyncAuditWriter implements AuditSink {
     return true;
   }
 
+  /** Give back an admission that will write no line (the request was no decision: a parse-level 400). */
+  release(): void {
+    if (this.reserved > 0) this.reserved--;
+    this.checkCleared();
+  }
+
   /** Ends a refusal episode once the queue is below 3/4 of the bound (no WARN flapping at the edge). */
   private checkCleared(): void {
     if (!this.refusing) return;

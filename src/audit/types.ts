@@ -71,6 +71,8 @@ export interface AuditSink {
    * one entry.
    */
   admit(): boolean;
+  /** Give back an admission without writing a line (a request that turned out to be no decision). */
+  release(): void;
   /** Accept one entry (consumes one admission). Never drops silently. */
   write(entry: AuditEntry): void;
   /** Flush everything accepted so far and close; bounded by deadline (ms since epoch) + grace. */

@@ -5,6 +5,7 @@
 import { getHeader } from "../http/headers.ts";
 import { type ParseResult, type RequestHead, RequestHeadParser } from "../http/h1-request.ts";
 import { errorResponse, simpleResponse } from "../http/h1-response.ts";
+import { parseRequestTarget } from "../http/target.ts";
 import { warn } from "../log/slog.ts";
 import { series } from "../metrics/series.ts";
 import type { SocketHandler } from "bun";
@@ -88,6 +89,10 @@ export async function serveClient(host: ConnHost, conn: Conn): Promise<void> {
     if (r.kind === "error") return void (await conn.write(errorResponse(r.status, r.reason)).catch(() => {}));
     if (r.kind === "h2-preface") return void (await conn.write(AUTH_REQUIRED(true)).catch(() => {}));
     const head = r.head;
+    // A request-target that is neither origin- nor absolute-form cannot be read: Go's 400, as Go's
+    // server answers before any handler (and so before auth) — §18.20.
+    if (head.method !== "CONNECT" && "error" in parseRequestTarget(head.target))
+      return void (await conn.write(errorResponse(400, "")).catch(() => {}));
     const auth = await authenticate(host, conn, head);
     if (auth === "close") return;
     if (auth === "retry") continue; // 407 sent, the connection kept: the client retries with credentials

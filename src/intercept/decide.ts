@@ -44,8 +44,8 @@ export interface Route {
   port: number;
   /** Origin-form path and query to send. */
   pathAndQuery: string;
-  /** The Host header to send upstream when it must be set (absolute-form requests). */
-  hostHeader: string | null;
+  /** The Host header to send upstream: the absolute-form authority, else the Host header as sent. */
+  hostHeader: string;
   service: Service | null;
   /** Every handle the service needs, parsed (services only; usually one). */
   handles: Array<{ handle: string; namespace: string; key: string }>;
@@ -81,6 +81,9 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
     return refuse(refusals.badRequestTarget("asterisk-form"));
   if (!FORWARDABLE_METHODS.has(head.method)) return refuse(refusals.unsupportedMethod(sent, head.method));
   if (target.form === "asterisk") return refuse(refusals.unsupportedTarget(sent));
+  // inside a tunnel an absolute-form target must carry the tunnel's own scheme
+  if (tunnel && target.form === "absolute" && target.scheme !== (tunnel.plain ? "http" : "https"))
+    return refuse(refusals.badRequestTarget("absolute-form scheme differs from the tunnel's"));
   const scheme: "http" | "https" = tunnel
     ? tunnel.plain
       ? "http"
@@ -120,7 +123,7 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
     host,
     port: Number(names.port),
     pathAndQuery: target.pathAndQuery,
-    hostHeader: absoluteAuthority,
+    hostHeader: absoluteAuthority ?? hostHeader ?? host,
     service: null,
     handles: [],
     fields: hostPattern,

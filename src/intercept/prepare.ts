@@ -47,9 +47,12 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
     addresses = [];
   }
 
+  // The Host upstream is always the decided one, set after stripping: `Connection: Host` must not
+  // remove it (fetch would then send the dialled address, and a virtual-hosting upstream could route
+  // the credential to another tenant).
   let headers = stripHopByHop(req.head.headers, { upgrade: route.websocket });
   headers = deleteHeader(headers, "expect");
-  if (route.hostHeader) headers = setHeader(headers, "Host", route.hostHeader);
+  headers = setHeader(headers, "Host", route.hostHeader);
   headers = setHeader(headers, "X-Clef-Request-Id", req.id);
   if (!service) {
     info("passthrough", req.logBase());

@@ -11,8 +11,9 @@ import type { Level } from "../log/slog.ts";
 
 export interface Refusal {
   status: number;
-  /** Go json.Encoder output (JSON refusals) or plain text (`text: true`). */
+  /** Go json.Encoder output (JSON refusals); for `text` refusals the body is Go's plain `400 Bad Request`. */
   body: string;
+  /** Go net/http's plain-text 400 (always with `Connection: close`): a request the proxy cannot read. */
   text?: boolean;
   headers?: Array<[string, string]>;
   /** The audit line, or null for answers that are no decision (parse errors, 407, 503). */

@@ -81,6 +81,13 @@ export class RequestScope {
     return true;
   }
 
+  /** This request writes no line after all (an answer that is no decision): give its admission back. */
+  noLine(): void {
+    if (this.audited) return;
+    this.audited = true;
+    this.serving.deps.audit.release();
+  }
+
   /** The drain deadline cut this request: audit what is known. */
   cutByShutdown(): void {
     this.audit("tls_error", { ...this.fields, upstreamStatus: 502, reason: "shutdown" });

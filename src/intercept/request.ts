@@ -3,7 +3,7 @@
 // one audit line; `refuse()` is the one place that answers, logs and audits a refusal.
 import { BodyError, BodyReader } from "../http/body.ts";
 import type { RequestHead } from "../http/h1-request.ts";
-import { announceClose, jsonResponse, simpleResponse, writeUpstreamResponse } from "../http/h1-response.ts";
+import { announceClose, errorResponse, jsonResponse, writeUpstreamResponse } from "../http/h1-response.ts";
 import { getHeader } from "../http/headers.ts";
 import { error, log } from "../log/slog.ts";
 import type { Conn } from "./conn.ts";
@@ -61,14 +61,13 @@ async function answer(
 ): Promise<boolean> {
   if (r.log && req) log(r.log.level, r.log.msg, [...req.logBase(), ...r.log.attrs]);
   let keepAlive = !r.close;
-  if (!body.finished && !(await body.discard(MAX_DISCARD_BYTES).catch(() => false))) keepAlive = false;
+  if (keepAlive && !body.finished && !(await body.discard(MAX_DISCARD_BYTES).catch(() => false))) keepAlive = false;
   const close = closing(serving, conn, head, keepAlive);
   const announce = announceClose(close, tunnel !== null, head.keepAlive);
-  const bytes = r.text
-    ? simpleResponse(r.status, [["Content-Type", "text/plain; charset=utf-8"], ...(r.headers ?? [])], r.body, true)
-    : jsonResponse(r.status, r.body, announce, r.headers);
+  const bytes = r.text ? errorResponse(400, "") : jsonResponse(r.status, r.body, announce, r.headers);
   await conn.write(bytes).catch(() => {});
   if (r.audit && req) req.audit(r.audit.status, { ...req.fields, ...r.audit.fields });
+  else req?.noLine();
   return !close && !r.text;
 }
 
@@ -110,7 +109,9 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
         return false;
       }
       const detail = describeUpstreamError(e, { host: route.host, addr: route.host, port: route.port });
-      return await answer(serving, conn, head, req.tunnel, body, refusals.upstreamUnreachable(req.fields, detail), req);
+      const r = refusals.upstreamUnreachable(req.fields, detail);
+      r.close = !body.finished; // fetch may still hold the body stream: never read it twice, close instead
+      return await answer(serving, conn, head, req.tunnel, body, r, req);
     }
     return await respond(req, res, body);
   } finally {

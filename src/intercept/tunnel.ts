@@ -9,6 +9,7 @@ import { errorResponse } from "../http/h1-response.ts";
 import { isValidPort } from "../http/target.ts";
 import { warn } from "../log/slog.ts";
 import { canonicalHost, isValidRequestHost, splitAuthority } from "../match/index.ts";
+import { sniOf } from "./client-hello.ts";
 import { type ConnHost, serveTunnel } from "./client-loop.ts";
 import { Conn, type ConnData } from "./conn.ts";
 import type { TunnelFacts } from "./decide.ts";
@@ -45,6 +46,13 @@ export async function openTunnel(host: ConnHost, conn: Conn, head: RequestHead):
     conn.inTunnel = true;
     conn.unshift(first);
     return serveTunnel(host, conn, facts);
+  }
+  // A server name that is no host name is refused before any TLS is spoken (the leaf is the CONNECT
+  // host's whatever the SNI says; the name is checked again after the handshake, ./decide.ts R2).
+  const sni = sniOf(first);
+  if (sni !== undefined && sni !== null && (sni === "" || !isValidRequestHost(sni))) {
+    handshakeFailed(host, name, "invalid server name in ClientHello");
+    return;
   }
   const tls = startTls(host, conn, first, leaf, facts);
   if (tls) await tls;

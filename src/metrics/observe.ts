@@ -20,6 +20,7 @@ export function observeAuditEntry(e: AuditEntry): void {
 export function withAuditMetrics(sink: AuditSink): AuditSink {
   return {
     admit: () => sink.admit(),
+    release: () => sink.release(),
     write(entry) {
       observeAuditEntry(entry);
       sink.write(entry);

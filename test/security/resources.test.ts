@@ -110,8 +110,10 @@ describe("finding 4 (medium): stalled upstream requests do not freeze forwarding
         },
       );
       const silentSeen = () => w.pass.requests.filter((q) => q.target.startsWith("/__silent-r4")).length - silentBefore;
-      // at least past fetch's old per-process limit (256) before measuring; ideally all 1,000
-      await waitFor(() => silentSeen() >= 1000, 10_000, 100);
+      // One origin gets at most 128 upstream slots (docs/CONTRACT.md §20.4): 128 of the 1,000 reach
+      // the silent upstream, the rest wait inside the proxy — and must not hold up other origins.
+      await waitFor(() => silentSeen() >= 128, 10_000, 100);
+      await Bun.sleep(300);
       const inFlight = silentSeen();
       const apiHost = `api.test:${w.plainPort}`;
       const times: number[] = [];
@@ -129,7 +131,7 @@ describe("finding 4 (medium): stalled upstream requests do not freeze forwarding
         statuses.push(parseResponses(r.data)[0]?.status ?? 0);
         if (statuses.length >= 3 && statuses.slice(-3).every((st) => st !== 200)) break; // stuck: no need to wait out the rest
       }
-      expect(inFlight).toBeGreaterThanOrEqual(250);
+      expect(inFlight).toBe(128);
       expect({ statuses, slow: times.filter((t) => t >= 2000).length }).toEqual({
         statuses: Array(20).fill(200),
         slow: 0,

@@ -92,6 +92,16 @@ describe("bounded queue (CONTRACT §18.16)", () => {
     expect(w.stats()[0]).toMatchObject({ written: 9, queued: 0, refused: 2, dropped: 0 });
   });
 
+  test("release() gives an admission back without a line (a request that was no decision)", () => {
+    const w = new AsyncAuditWriter(new GatedDestination(), { proxyId: "p" }, { maxLines: 2 });
+    expect(w.admit()).toBe(true);
+    expect(w.admit()).toBe(true);
+    expect(w.admit()).toBe(false);
+    w.release();
+    expect(w.admit()).toBe(true);
+    expect(w.stats()[0]).toMatchObject({ written: 0, queued: 0 });
+  });
+
   test("the byte bound: queued bytes plus RESERVED_LINE_BYTES per admission", () => {
     const d = new GatedDestination();
     d.block();

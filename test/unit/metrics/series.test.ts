@@ -118,8 +118,10 @@ describe("series", () => {
 
   test("withAuditMetrics observes every written entry and passes the rest through", async () => {
     const written: AuditEntry[] = [];
+    let released = 0;
     const inner: AuditSink = {
       admit: () => false,
+      release: () => released++,
       write: (e) => written.push(e),
       close: async () => {},
       stats: () => [{ sink: "file", queued: 0, written: 1, dropped: 0 }],
