@@ -175,19 +175,13 @@ describe("writeUpstreamResponse", () => {
       return Buffer.concat(this.writes).toString("latin1");
     }
   }
-  const stream = (chunks: Array<string | Uint8Array>) => {
-    let pulled = 0;
-    const s = new ReadableStream<Uint8Array>({
+  const stream = (chunks: Array<string | Uint8Array>) =>
+    new ReadableStream<Uint8Array>({
       start(c) {
         for (const x of chunks) c.enqueue(typeof x === "string" ? Buffer.from(x, "latin1") : x);
         c.close();
       },
-      pull() {
-        pulled++;
-      },
     });
-    return Object.assign(s, { pulledCount: () => pulled });
-  };
   const opts = (o: Partial<RespondOptions> = {}): RespondOptions & { announced: boolean[] } => {
     const announced: boolean[] = [];
     return {
