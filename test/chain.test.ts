@@ -1,11 +1,11 @@
 // Upstream proxy chaining through a REAL corporate proxy (Debian's tinyproxy), with and without
-// Basic auth, for HTTPS (CONNECT) and plain HTTP targets; proxy selection rules as unit tests.
+// Basic auth, for HTTPS (CONNECT) and plain HTTP targets. The proxy selection rules (ProxySelector) are
+// unit-tested in test/unit/http/corporate-proxy.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { join } from "node:path";
-import { ProxySelector } from "../src/http/corporate-proxy.ts";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
 import { curl, parseCurl, run, tunnelExchange } from "./helpers/clients.ts";
 import { freePort, startProxy } from "./helpers/proxy.ts";
@@ -14,47 +14,6 @@ import { makeTestPki, type TestPki } from "./helpers/tls.ts";
 import { startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "./helpers/upstream.ts";
 
 const TOKEN = "workload-token-xyz";
-
-describe("proxy selection (httpproxy semantics)", () => {
-  const cfg = (noProxy: string[], proxyAuth = "") => ({ proxyUrl: "http://corp:3128", noProxy, proxyAuth });
-  test("no_proxy entries: exact, sub-domains, leading dot, host:port, *, case", () => {
-    const s = new ProxySelector(cfg(["example.com", ".sub.test", "only.test:8443", "10.0.0.0/8"]), {});
-    expect(s.choose("https", "example.com", 443)).toBeNull();
-    expect(s.choose("https", "a.example.com", 443)).toBeNull();
-    expect(s.choose("https", "sub.test", 443)).not.toBeNull();
-    expect(s.choose("https", "x.sub.test", 443)).toBeNull();
-    expect(s.choose("https", "only.test", 8443)).toBeNull();
-    expect(s.choose("https", "only.test", 443)).not.toBeNull();
-    expect(s.choose("https", "10.1.2.3", 443)).toBeNull();
-    expect(s.choose("https", "EXAMPLE.COM", 443)).toBeNull();
-    expect(new ProxySelector(cfg(["*"]), {}).choose("https", "any.test", 443)).toBeNull();
-  });
-  test("localhost and loopback always bypass", () => {
-    const s = new ProxySelector(cfg([]), {});
-    for (const h of ["localhost", "127.0.0.1", "127.9.9.9", "::1"]) expect(s.choose("https", h, 443)).toBeNull();
-    expect(s.choose("https", "api.test", 443)).toEqual({ url: "http://corp:3128", authorization: undefined });
-  });
-  test("proxy_auth overrides URL userinfo; userinfo used alone; no colon is an init error", () => {
-    const s = new ProxySelector({ proxyUrl: "http://a:b@corp:3128", noProxy: [], proxyAuth: "corp:s3cret" }, {});
-    expect(s.choose("http", "x.test", 80)!.authorization).toBe(
-      "Basic " + Buffer.from("corp:s3cret").toString("base64"),
-    );
-    const s2 = new ProxySelector({ proxyUrl: "http://a:b@corp:3128", noProxy: [], proxyAuth: "" }, {});
-    expect(s2.choose("http", "x.test", 80)!.authorization).toBe("Basic " + Buffer.from("a:b").toString("base64"));
-    expect(() => new ProxySelector({ proxyUrl: "http://corp:3128", noProxy: [], proxyAuth: "nocolon" }, {})).toThrow(
-      "intercept: upstream.proxy_auth must be in 'user:pass' form",
-    );
-  });
-  test("environment: HTTPS_PROXY / HTTP_PROXY / NO_PROXY when proxy_url is empty", () => {
-    const s = new ProxySelector(
-      { proxyUrl: "", noProxy: [], proxyAuth: "" },
-      { HTTPS_PROXY: "http://p1:1", HTTP_PROXY: "http://p2:2", NO_PROXY: "skip.test" },
-    );
-    expect(s.choose("https", "a.test", 443)!.url).toBe("http://p1:1");
-    expect(s.choose("http", "a.test", 80)!.url).toBe("http://p2:2");
-    expect(s.choose("https", "skip.test", 443)).toBeNull();
-  });
-});
 
 describe.skipIf(!haveTinyproxy)("chaining through tinyproxy (the name is sent, §18.11 as amended)", () => {
   let pki: TestPki;

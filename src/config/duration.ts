@@ -47,7 +47,8 @@ export function parseGoDuration(s: string): bigint {
     let v = BigInt(intPart || "0") * unit;
     if (frac) v += (BigInt(frac) * unit) / 10n ** BigInt(frac.length);
     total += v;
-    if (total > MAX) throw invalid();
+    // Go: the magnitude may reach 1<<63 only when the result is negative (the minimum int64)
+    if (total > MAX + (neg ? 1n : 0n)) throw invalid();
   }
   return neg ? -total : total;
 }

@@ -13,6 +13,9 @@ export interface ByteSource {
 
 export class BodyError extends Error {}
 
+/** A chunk-size (or trailer) line longer than this is refused, however it arrives (as Go's reader). */
+const MAX_LINE_BYTES = 4096;
+
 /** A reader over one request body. `next()` gives the next piece, null at the end. */
 export class BodyReader {
   private remaining: number;
@@ -75,12 +78,13 @@ export class BodyReader {
       const c = await this.more();
       const merged: Uint8Array = acc.byteLength ? Buffer.concat([acc, c]) : c;
       const idx = merged.indexOf(10);
+      if (idx > MAX_LINE_BYTES || (idx < 0 && merged.byteLength > MAX_LINE_BYTES))
+        throw new BodyError("chunk size line too long");
       if (idx >= 0) {
         if (idx === 0 || merged[idx - 1] !== 13) throw new BodyError("bare LF in chunked encoding");
         this.carry = merged.subarray(idx + 1);
         return Buffer.from(merged.subarray(0, idx - 1)).toString("latin1");
       }
-      if (merged.byteLength > 4096) throw new BodyError("chunk size line too long");
       acc = merged;
     }
   }

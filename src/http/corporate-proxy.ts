@@ -3,6 +3,7 @@
 // golang.org/x/net/http/httpproxy semantics. localhost and loopback always bypass.
 import { isIP } from "node:net";
 import type { Config } from "../config/types.ts";
+import { type Cidr, cidrContains, type IpBytes, parseCidr, parseIp } from "../netguard/cidr.ts";
 
 /** `upstream.proxy_auth` without a colon: intercept init fails (exit 1, docs/CONTRACT.md §4). */
 export class ProxyConfigError extends Error {}
@@ -14,51 +15,51 @@ export interface ProxyChoice {
   authorization?: string;
 }
 
-interface NoProxyRule {
-  host: string; // lower-case, no leading dot
-  port: string; // "" = any
-  subOnly: boolean; // ".example.com": sub-domains only
-  ip?: string;
-  cidr?: { base: number[]; bits: number };
-}
+/** One NO_PROXY entry, as golang.org/x/net/http/httpproxy reads it. */
+type NoProxyRule =
+  | { kind: "cidr"; cidr: Cidr }
+  | { kind: "ip"; ip: IpBytes; port: string }
+  /** `.example.com` (sub-domains) — plus the apex itself when written without the dot. */
+  | { kind: "domain"; suffix: string; port: string; apex: boolean };
 
 function parseNoProxy(list: string): { all: boolean; rules: NoProxyRule[] } {
   const rules: NoProxyRule[] = [];
-  let all = false;
   for (let entry of list.split(",")) {
     entry = entry.trim().toLowerCase();
     if (!entry) continue;
-    if (entry === "*") {
-      all = true;
-      continue;
-    }
+    if (entry === "*") return { all: true, rules: [] };
     if (entry.includes("/")) {
-      const [ip, bits] = entry.split("/");
-      if (isIP(ip!) === 4)
-        rules.push({
-          host: "",
-          port: "",
-          subOnly: false,
-          cidr: { base: ip!.split(".").map(Number), bits: Number(bits) },
-        });
-      continue;
+      const c = parseCidr(entry, { allowHostBits: true });
+      if (c.ok) rules.push({ kind: "cidr", cidr: c.cidr });
+      continue; // an unparseable CIDR matches nothing, as net.ParseCIDR's failure in httpproxy
     }
+    let host = entry;
     let port = "";
-    const m = /^(.*):(\d+)$/.exec(entry);
-    if (m && !entry.startsWith("[") && entry.split(":").length === 2) {
-      entry = m[1]!;
-      port = m[2]!;
+    const hp =
+      /^\[([^\]]*)\]:(\d+)$/.exec(entry) ?? (entry.split(":").length === 2 ? /^([^:]*):(\d+)$/.exec(entry) : null);
+    if (hp) {
+      host = hp[1]!;
+      port = hp[2]!;
+      if (host === "") continue;
     }
-    entry = entry.replace(/^\[|\]$/g, "");
-    if (isIP(entry)) {
-      rules.push({ host: entry, port, subOnly: false, ip: entry });
+    host = host.replace(/^\[|\]$/g, "");
+    const ip = parseIp(host);
+    if (ip) {
+      rules.push({ kind: "ip", ip, port });
       continue;
     }
-    const subOnly = entry.startsWith(".");
-    if (entry.startsWith("*.")) entry = entry.slice(1);
-    rules.push({ host: entry.replace(/^\./, ""), port, subOnly });
+    if (host.startsWith("*.")) host = host.slice(1);
+    const apex = !host.startsWith(".");
+    rules.push({ kind: "domain", suffix: apex ? `.${host}` : host, port, apex });
   }
-  return { all, rules };
+  return { all: false, rules };
+}
+
+function ruleMatches(r: NoProxyRule, host: string, port: string, ip: IpBytes | null): boolean {
+  if (r.kind === "cidr") return ip !== null && cidrContains(r.cidr, ip);
+  if (r.kind === "ip") return ip !== null && ip.every((b, i) => b === r.ip[i]) && (r.port === "" || r.port === port);
+  const hit = host.endsWith(r.suffix) || (r.apex && host === r.suffix.slice(1));
+  return hit && (r.port === "" || r.port === port);
 }
 
 /**
@@ -98,27 +99,10 @@ export class ProxySelector {
   }
 
   private bypass(host: string, port: number): boolean {
-    if (isLoopbackHost(host)) return true;
-    if (this.noProxy.all) return true;
-    for (const r of this.noProxy.rules) {
-      if (r.port && r.port !== String(port)) continue;
-      if (r.cidr) {
-        if (isIP(host) !== 4) continue;
-        const a = host.split(".").map(Number);
-        const toInt = (x: number[]) => x.reduce((s, o) => (s << 8) + o, 0) >>> 0;
-        const bits = r.cidr.bits;
-        const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-        if ((toInt(a) & mask) >>> 0 === (toInt(r.cidr.base) & mask) >>> 0) return true;
-        continue;
-      }
-      if (r.ip) {
-        if (host === r.ip) return true;
-        continue;
-      }
-      if (host === r.host && !r.subOnly) return true;
-      if (host.endsWith("." + r.host)) return true;
-    }
-    return false;
+    if (isLoopbackHost(host) || this.noProxy.all) return true;
+    const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+    const ip = parseIp(h);
+    return this.noProxy.rules.some((r) => ruleMatches(r, h, String(port), ip));
   }
 
   /** The proxy for a request to host:port over scheme, or null for a direct connection. */

@@ -113,7 +113,7 @@ export function parseRequestHead(text: string, maxCount: number): ParseError | {
     .toLowerCase()
     .split(",")
     .map((x) => x.trim());
-  const keepAlive = version === "HTTP/1.1" ? !conn.includes("close") : conn.includes("keep-alive");
+  const keepAlive = !conn.includes("close") && (version === "HTTP/1.1" || conn.includes("keep-alive"));
   return { kind: "ok", head: { method, target, version, headers, framing, keepAlive } };
 }
 

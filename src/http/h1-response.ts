@@ -118,7 +118,7 @@ function upstreamHead(res: UpstreamHead, opts: RespondOptions): { head: string; 
   let chunked = false;
   if (noBody) {
     // HEAD keeps the upstream's Content-Length (it describes the GET); 1xx/204/304 carry none.
-    if (opts.method === "HEAD" && res.contentLength !== null && res.status !== 204 && res.status !== 304)
+    if (opts.method === "HEAD" && res.contentLength !== null && !noBodyStatus(res.status))
       head += `Content-Length: ${res.contentLength}\r\n`;
   } else if (res.contentLength !== null) {
     head += `Content-Length: ${res.contentLength}\r\n`;

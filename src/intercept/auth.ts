@@ -23,10 +23,19 @@ export function checkProxyAuth(value: string | undefined, digest: Buffer): AuthO
   if (!value.startsWith("Basic ")) return "wrong";
   const b64 = value.slice(6);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) return "wrong";
-  const decoded = Buffer.from(b64, "base64").toString("latin1");
-  const i = decoded.indexOf(":");
+  // Compared as bytes: the token's UTF-8 bytes against everything after the first ":" (a client in
+  // a UTF-8 locale sends a non-ASCII token as UTF-8).
+  const decoded = Buffer.from(b64, "base64");
+  const i = decoded.indexOf(0x3a);
   if (i < 0) return "wrong";
-  return timingSafeEqual(tokenDigest(decoded.slice(i + 1)), digest) ? "ok" : "wrong";
+  return timingSafeEqual(
+    createHash("sha256")
+      .update(decoded.subarray(i + 1))
+      .digest(),
+    digest,
+  )
+    ? "ok"
+    : "wrong";
 }
 
 export class AuthFailures {

@@ -107,8 +107,9 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
     defaultPort: scheme === "https" ? "443" : "80",
   });
   if (!names.ok) return refuse(refusals.misdirected(sent, names.reason));
-  // A request with no Host at all (and no absolute-form target) is denied as host "" (reference).
-  const host = hostHeader === undefined || (hostHeader === "" && !absolute) ? "" : names.host;
+  // A request with no Host (absent or empty) and no absolute-form target is denied as host ""
+  // (reference); an absolute-form target names the host itself (Go's req.Host).
+  const host = !hostHeader && !absolute ? "" : names.host;
 
   // R4 blocked_hosts (beat everything), then R6: classify
   const serviceHeader = getHeaders(head.headers, "x-clef-service")[0] ?? null;

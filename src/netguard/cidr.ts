@@ -150,9 +150,13 @@ function prefixMatches(addr: IpBytes, base: IpBytes, bits: number): boolean {
 
 /**
  * A CIDR block (`10.0.0.0/8`, `fc00::/7`) or a single address (`10.0.0.1` = /32, `::1` = /128).
- * Host bits must be zero (`10.1.0.0/8` is refused: it most likely means something else).
+ * Host bits must be zero (`10.1.0.0/8` is refused: it most likely means something else), unless
+ * `allowHostBits` (Go's net.ParseCIDR, for NO_PROXY), which masks them.
  */
-export function parseCidr(raw: string): { ok: true; cidr: Cidr } | { ok: false; problem: string } {
+export function parseCidr(
+  raw: string,
+  opts: { allowHostBits?: boolean } = {},
+): { ok: true; cidr: Cidr } | { ok: false; problem: string } {
   const text = raw.trim();
   const slash = text.indexOf("/");
   const addrText = slash < 0 ? text : text.slice(0, slash);
@@ -173,7 +177,7 @@ export function parseCidr(raw: string): { ok: true; cidr: Cidr } | { ok: false; 
     const keep = Math.max(0, Math.min(8, bits - i * 8));
     masked[i] = base[i]! & ((0xff << (8 - keep)) & 0xff);
   }
-  if (!masked.every((x, i) => x === base[i])) {
+  if (!opts.allowHostBits && !masked.every((x, i) => x === base[i])) {
     return { ok: false, problem: `host bits set (the network is ${formatIp(masked)}/${len})` };
   }
   // An IPv4 block is held in the mapped space; an IPv6 block written with a mapped base

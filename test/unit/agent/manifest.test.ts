@@ -1,7 +1,8 @@
 // src/agent/manifest.ts: decoding the Phase 2 fields, required_features, the validation policy
 // (PHASE2 §1.4: permissive → WARN and unusable, restrictive → rejected), the standalone file.
 import { describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manifestFromJson as fromClient } from "../../../src/agent/client.ts";
 import { loadServicesFile } from "../../../src/agent/file-source.ts";
@@ -9,7 +10,6 @@ import { manifestFromJson, validateManifest } from "../../../src/agent/manifest.
 import { FEATURES } from "../../../src/features.ts";
 import { checkServices, serviceProblems } from "../../../src/inject/index.ts";
 import { createMatcher } from "../../../src/match/index.ts";
-import { tempDir } from "../../helpers/proxy.ts";
 
 const ROOT = join(import.meta.dir, "../../..");
 const doc = (extra: Record<string, unknown> = {}, services: unknown[] = []) => ({
@@ -317,7 +317,7 @@ describe("warnings (one WARN line each)", () => {
 
 describe("standalone services file: same decoding and policy", () => {
   const write = (o: unknown) => {
-    const p = join(tempDir(), "services.json");
+    const p = join(mkdtempSync(join(tmpdir(), "clef-unit-")), "services.json");
     writeFileSync(p, JSON.stringify(o));
     return p;
   };

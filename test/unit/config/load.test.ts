@@ -95,3 +95,28 @@ describe("edit distance", () => {
     expect(closest("pro", [["proxy_url", "upstream.proxy_url"]])).toBeNull();
   });
 });
+
+describe("defaults and Go's decoding (moved from test/policy.test.ts)", () => {
+  test("defaults for {}", () => {
+    const c = parseConfig("{}", {});
+    expect(c.listen.port).toBe(8888);
+    expect(c.audit).toMatchObject({ destination: "stdout", file: "", maxSizeMb: 100, maxFiles: 5 });
+    expect(c.serve.drainTimeoutText).toBe("5s");
+    expect(parseConfig("{}", { AWS_LAMBDA_FUNCTION_NAME: "f" }).serve.drainTimeoutText).toBe("1s");
+    expect(parseConfig('{"listen":{"port":0},"serve":{"drain_timeout":"0s"}}', {}).listen.port).toBe(8888);
+  });
+  test("Go's case-insensitive field names and null", () => {
+    const c = parseConfig('{"LISTEN":{"Port":9000},"audit":null,"upstream":{"no_proxy":null}}', {});
+    expect(c.listen.port).toBe(9000);
+    expect(c.upstream.noProxy).toEqual([]);
+  });
+  test("drain_timeout: Go duration strings, printed back in Go's form", () => {
+    expect(parseConfig('{"serve":{"drain_timeout":"0.5m"}}', {}).serve.drainTimeoutText).toBe("30s");
+    expect(validateErr('{"serve":{"drain_timeout":"90s"}}')).toBe(
+      "validate: serve.drain_timeout: 1m30s exceeds sanity cap of 1m0s",
+    );
+    expect(parseConfig('{"serve":{"drain_timeout":"1500ms"}}', {}).serve.drainTimeoutMs).toBe(1500);
+    expect(validateErr('{"serve":{"drain_timeout":"5"}}')).toContain('time: missing unit in duration "5"');
+    expect(validateErr('{"serve":{"drain_timeout":"-1s"}}')).toContain("serve.drain_timeout: -1s must be positive");
+  });
+});

@@ -447,3 +447,59 @@ describe("Phase 1 entry points unchanged", () => {
     expect(w.map((x) => x.problem)).toEqual(['unsupported scheme "basic"', 'malformed credential handle "noslash"']);
   });
 });
+
+describe("Phase 1 injection (moved from test/policy.test.ts)", () => {
+  const p1 = (auth: Service["auth"]): Service => ({ name: "s", host: "h", auth });
+  test("schemes and guards; the secret never appears in an error", () => {
+    const r = applyInjection(
+      p1({ scheme: "bearer", credential: "n/k" }),
+      "S",
+      [
+        ["authorization", "x"],
+        ["Authorization", "y"],
+      ],
+      "/",
+    );
+    expect(r.headers).toEqual([["Authorization", "Bearer S"]]);
+    expect(r.overwrote).toBe(true);
+    expect(
+      applyInjection(p1({ scheme: "api_key_header", header: "x-lower-key", credential: "n/k" }), "S", [], "/").headers,
+    ).toEqual([["X-Lower-Key", "S"]]);
+    for (const [auth, msg] of [
+      [
+        { scheme: "api_key_header", credential: "n/k" },
+        'clef-proxy: inject: scheme "api_key_header" requires auth.header',
+      ],
+      [
+        { scheme: "api_key_query", credential: "n/k" },
+        'clef-proxy: inject: scheme "api_key_query" requires auth.query',
+      ],
+      [{ scheme: "Bearer", credential: "n/k" }, 'clef-proxy: inject: unsupported scheme "Bearer"'],
+      [
+        { scheme: "api_key_header", header: "X-Bad\r\nInjected", credential: "n/k" },
+        'clef-proxy: inject: auth.header "X-Bad\\r\\nInjected" is not a valid header name',
+      ],
+    ] as const) {
+      expect(() => applyInjection(p1(auth as Service["auth"]), "S", [], "/")).toThrow(msg);
+    }
+    for (const bad of ["a\r\nb", "a\nb", "a\x00b"]) {
+      try {
+        applyInjection(p1({ scheme: "bearer", credential: "n/k" }), bad, [], "/");
+        throw new Error("not thrown");
+      } catch (e) {
+        expect((e as Error).message).toContain("header injection guard");
+        expect((e as Error).message).not.toContain(bad);
+      }
+    }
+  });
+  test("startup warnings for services that can never work (§18.10)", () => {
+    const w = checkServices({
+      schemaVersion: 1,
+      identity: "",
+      environment: "",
+      passthroughHosts: [],
+      services: [p1({ scheme: "basic", credential: "noslash" }), p1({ scheme: "bearer", credential: "ns/K" })],
+    });
+    expect(w.map((x) => x.problem)).toEqual(['unsupported scheme "basic"', 'malformed credential handle "noslash"']);
+  });
+});

@@ -1,0 +1,140 @@
+// src/match/index.ts: host canonicalisation, authorities, the one-host rule (effectiveHost, §18.1)
+// and the Phase 1 matcher answers (moved from test/policy.test.ts). Precedence, wildcards,
+// X-Clef-Service and blocked_hosts are in ./matcher.test.ts.
+import { describe, expect, test } from "bun:test";
+import type { Service } from "../../../src/agent/types.ts";
+import {
+  canonicalHost,
+  createMatcher,
+  effectiveHost,
+  joinAuthority,
+  splitAuthority,
+} from "../../../src/match/index.ts";
+
+describe("authorities and canonical hosts", () => {
+  test("canonical host", () => {
+    expect(canonicalHost("API.Test.:443")).toBe("api.test");
+    expect(canonicalHost("[::1]:8443")).toBe("::1");
+    expect(canonicalHost(" Api.Test ")).toBe("api.test");
+    expect(canonicalHost("[2001:DB8::1]")).toBe("2001:db8::1");
+    expect(canonicalHost("")).toBe("");
+    expect(splitAuthority("[::1]:8443")).toEqual({ host: "::1", port: "8443" });
+  });
+  test.each([
+    ["api.test:443", { host: "api.test", port: "443" }],
+    ["api.test", { host: "api.test", port: "" }],
+    ["api.test:", { host: "api.test", port: "" }],
+    ["[::1]", { host: "::1", port: "" }],
+    ["[::1]:", { host: "::1", port: "" }],
+    ["::1", { host: "::1", port: "" }],
+    ["[::1", { host: "[::1", port: "" }],
+    ["[::1]x", { host: "::1", port: "" }],
+  ])("splitAuthority(%p)", (a, want) => {
+    expect(splitAuthority(a)).toEqual(want);
+  });
+  test("joinAuthority brackets IPv6 and omits an empty port", () => {
+    expect(joinAuthority({ host: "::1", port: "8443" })).toBe("[::1]:8443");
+    expect(joinAuthority({ host: "api.test", port: "" })).toBe("api.test");
+    expect(joinAuthority({ host: "api.test", port: "80" })).toBe("api.test:80");
+  });
+});
+
+describe("matching (Phase 1 answers)", () => {
+  const svc = (name: string, host: string): Service => ({ name, host, auth: { scheme: "bearer", credential: "ns/K" } });
+  const m = createMatcher({
+    schemaVersion: 1,
+    identity: "",
+    environment: "",
+    services: [
+      svc("up", "UP.test"),
+      svc("t", "trail.test."),
+      svc("a", "dup.test"),
+      svc("b", "dup.test"),
+      svc("both", "both.test"),
+    ],
+    passthroughHosts: ["Pass.test", "both.test", "*.wild.test"],
+  });
+  test("0/1/N, passthrough, service wins; `*.x` is a wildcard since Phase 2 (F4)", () => {
+    expect(m.match("up.test:1", null)).toMatchObject({ kind: "service", service: { name: "up" } });
+    expect(m.match("trail.test", "ignored")).toMatchObject({ kind: "service", service: { name: "t" } });
+    expect(m.match("dup.test", null)).toEqual({ kind: "ambiguous", candidates: ["a", "b"] });
+    expect(m.match("dup.test", "b")).toMatchObject({ kind: "service", service: { name: "b" } });
+    expect(m.match("dup.test", "B")).toMatchObject({ kind: "ambiguous" });
+    expect(m.match("PASS.test:9", null)).toEqual({ kind: "passthrough" });
+    expect(m.match("both.test", null)).toMatchObject({ kind: "service" });
+    expect(m.match("x.wild.test", null)).toEqual({ kind: "passthrough", pattern: "*.wild.test" });
+    expect(m.match("wild.test", null)).toEqual({ kind: "deny" });
+    expect(m.match("sub.pass.test", null)).toEqual({ kind: "deny" });
+    expect(m.match("", null)).toEqual({ kind: "deny" });
+  });
+});
+
+describe("effectiveHost: one host per request (§18.1)", () => {
+  const c = { host: "api.test", port: "443" };
+  test("one host per request", () => {
+    expect(effectiveHost({ connect: c, sni: "API.test", hostHeader: "api.test", defaultPort: "443" })).toMatchObject({
+      ok: true,
+      host: "api.test",
+      port: "443",
+    });
+    expect(effectiveHost({ connect: c, hostHeader: "api.test:443", defaultPort: "443" }).ok).toBe(true);
+    expect(effectiveHost({ connect: c, hostHeader: "api.test:8443", defaultPort: "443" }).ok).toBe(false);
+    expect(effectiveHost({ connect: c, sni: "other.test", hostHeader: "api.test", defaultPort: "443" }).ok).toBe(false);
+    expect(
+      effectiveHost({
+        connect: c,
+        hostHeader: "api.test",
+        absolute: { host: "other.test", port: "" },
+        defaultPort: "443",
+      }).ok,
+    ).toBe(false);
+    expect(
+      effectiveHost({ absolute: { host: "a.test", port: "" }, hostHeader: "a.test:80", defaultPort: "80" }).ok,
+    ).toBe(true);
+    expect(effectiveHost({ absolute: { host: "a.test", port: "" }, hostHeader: "b.test", defaultPort: "80" }).ok).toBe(
+      false,
+    );
+  });
+
+  test("the reason names the two names that differ, in the order CONNECT, SNI, request-target, Host", () => {
+    expect(effectiveHost({ connect: c, sni: "x.test", hostHeader: "y.test", defaultPort: "443" })).toEqual({
+      ok: false,
+      reason: 'TLS SNI names "x.test" but CONNECT names "api.test"',
+      hostForAudit: "y.test",
+    });
+    expect(
+      effectiveHost({ absolute: { host: "a.test", port: "8080" }, hostHeader: "b.test", defaultPort: "80" }),
+    ).toEqual({
+      ok: false,
+      reason: 'Host header names "b.test" but request-target names "a.test"',
+      hostForAudit: "a.test:8080",
+    });
+  });
+
+  test("ports: the CONNECT port rules; inner ports must equal it; without CONNECT the default port counts", () => {
+    expect(
+      effectiveHost({ connect: { host: "api.test", port: "8443" }, hostHeader: "api.test", defaultPort: "443" }),
+    ).toEqual({
+      ok: true,
+      host: "api.test",
+      port: "8443",
+      hostForAudit: "api.test",
+    });
+    expect(
+      effectiveHost({ connect: { host: "api.test", port: "8443" }, hostHeader: "api.test:443", defaultPort: "443" }),
+    ).toMatchObject({ ok: false, reason: "Host header port 443 differs from CONNECT port 8443" });
+    expect(effectiveHost({ hostHeader: "a.test:8080", defaultPort: "80" })).toMatchObject({ ok: true, port: "8080" });
+    expect(effectiveHost({ hostHeader: "a.test", defaultPort: "80" })).toMatchObject({ ok: true, port: "80" });
+    expect(
+      effectiveHost({ absolute: { host: "a.test", port: "443" }, hostHeader: "a.test", defaultPort: "443" }),
+    ).toMatchObject({ ok: true, port: "443" });
+  });
+
+  test('no names at all: ok with host ""', () => {
+    expect(effectiveHost({ defaultPort: "80" })).toEqual({ ok: true, host: "", port: "80", hostForAudit: "" });
+    expect(effectiveHost({ connect: c, hostHeader: "", defaultPort: "443" })).toMatchObject({
+      ok: true,
+      host: "api.test",
+    });
+  });
+});
