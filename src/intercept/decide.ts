@@ -11,7 +11,7 @@
 import type { Manifest, Service } from "../agent/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
 import { getHeader, getHeaders } from "../http/headers.ts";
-import { parseRequestTarget } from "../http/target.ts";
+import { isValidPort, parseRequestTarget } from "../http/target.ts";
 import { type HandleError, injectProblem, parseHandle, requiredHandles } from "../inject/index.ts";
 import {
   type Authority,
@@ -96,9 +96,8 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
   const absoluteAuthority = target.form === "absolute" ? target.authority : null;
   const absolute = absoluteAuthority !== null ? splitAuthority(absoluteAuthority) : undefined;
   const hostHeader = getHeader(head.headers, "host");
-  if (absoluteAuthority !== null && (absoluteAuthority === "" || !isValidRequestHost(absoluteAuthority)))
-    return refuse(refusals.invalidHost(sent));
-  if (hostHeader && !isValidRequestHost(hostHeader.trim())) return refuse(refusals.invalidHost(sent));
+  if (absoluteAuthority !== null && !validAuthority(absoluteAuthority)) return refuse(refusals.invalidHost(sent));
+  if (hostHeader && !validAuthority(hostHeader)) return refuse(refusals.invalidHost(sent));
   const names = effectiveHost({
     connect: tunnel?.connect,
     sni: tunnel?.sni,
@@ -151,6 +150,12 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
   const problem = injectProblem(service);
   if (problem) return refuse(refusals.injectFailed(route.fields, `clef-proxy: inject: ${problem}`));
   return { kind: "forward", route };
+}
+
+/** A host name or IP literal with an optional port 1-65535 (Host header, absolute-form authority). */
+function validAuthority(value: string): boolean {
+  const port = splitAuthority(value).port;
+  return value !== "" && isValidRequestHost(value) && (port === "" || isValidPort(port));
 }
 
 function refuse(refusal: Refusal): Decision {

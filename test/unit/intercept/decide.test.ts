@@ -244,6 +244,19 @@ describe("R1: request-target and method", () => {
 
 describe("R2: host syntax (400 invalid_host)", () => {
   runRows([
+    [
+      "absolute-form port out of range (99999), before netguard and the secret",
+      head("GET http://api.test:99999/ HTTP/1.1", ["Host: api.test:99999"]),
+      null,
+      invalidHost("api.test:99999"),
+    ],
+    ["absolute-form port 0", head("GET http://api.test:0/ HTTP/1.1", []), null, invalidHost("api.test:0")],
+    [
+      "Host port out of range",
+      head("GET / HTTP/1.1", ["Host: api.test:70000"]),
+      tls("api.test"),
+      invalidHost("api.test:70000"),
+    ],
     ["a space in Host", head("GET / HTTP/1.1", ["Host: api test"]), tls("api.test"), invalidHost("api test")],
     [
       "a wildcard as Host",
