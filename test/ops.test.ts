@@ -13,7 +13,13 @@ import { curl, parseCurl, run } from "./helpers/clients.ts";
 import { freePort, runCli, spawnProxy, startProxy, tempDir } from "./helpers/proxy.ts";
 import { makeTestPki } from "./helpers/tls.ts";
 import { startUpstream, type Upstream } from "./helpers/upstream.ts";
-import { ca as caCmd, check as checkCmd, features as featuresCmd, serve as serveCmd } from "../src/cli/commands.ts";
+import {
+  audit as auditCmd,
+  ca as caCmd,
+  check as checkCmd,
+  features as featuresCmd,
+  serve as serveCmd,
+} from "../src/cli/commands.ts";
 
 const agents: Agent[] = [];
 const upstreams: Upstream[] = [];
@@ -85,6 +91,7 @@ describe("--help on every command (ours; the reference answers `flag: help reque
     [["serve"], serveCmd as CommandDef<ArgsDef>],
     [["check"], checkCmd as CommandDef<ArgsDef>],
     [["features"], featuresCmd as CommandDef<ArgsDef>],
+    [["audit", "verify"], (auditCmd.subCommands as Record<string, CommandDef<ArgsDef>>).verify!],
     ...Object.entries((caCmd.subCommands ?? {}) as Record<string, CommandDef<ArgsDef>>).map(
       ([n, c]) => [["ca", n], c] as [string[], CommandDef<ArgsDef>],
     ),
@@ -445,6 +452,44 @@ describe("diagnostics", () => {
     p.kill("SIGTERM");
     expect(await p.exited).toBe(0);
     expect(p.stderr.join("\n") + p.stdout.join("\n")).not.toContain(SECRET_B);
+  });
+
+  test("a client that does not trust the proxy's CA: one WARN naming the host and the fix, once per host and minute", async () => {
+    const port = await freePort();
+    const { cfg, svc } = files(
+      { listen: { port } },
+      {
+        schema_version: 1,
+        services: [{ name: "a", host: "a.test", auth: { scheme: "bearer", credential: "ns/OK" } }],
+        secrets: { "ns/OK": "env:SECRET_B" },
+      },
+    );
+    const p = await startProxy({
+      args: ["serve", "--config", cfg, "--services", svc],
+      env: { CLEF_PROXY_TOKEN: "tok-hs", SECRET_B },
+    });
+    // curl without the proxy's CA: it refuses our leaf, three times over
+    for (let i = 0; i < 3; i++) {
+      const r = await run([
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        "--proxy",
+        `http://u:tok-hs@127.0.0.1:${port}`,
+        "https://a.test/x",
+      ]);
+      expect(r.code).not.toBe(0);
+    }
+    await p.waitForStderr(/msg="TLS handshake with client failed"/);
+    await Bun.sleep(200);
+    const lines = p.stderr.filter((l) => l.includes('msg="TLS handshake with client failed"'));
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("host=a.test");
+    expect(lines[0]).toContain("clef-proxy ca env");
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+    expect(p.stderr.join("\n")).not.toContain(SECRET_B);
   });
 
   test("agent mode: one INFO 'waiting for agent' when the first /v1/ready poll fails", async () => {

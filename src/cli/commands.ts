@@ -265,13 +265,18 @@ const AUDIT_USAGE = "usage: clef-proxy audit verify <file>... (oldest first, e.g
 const auditVerify = defineCommand({
   meta: {
     name: "verify",
-    description: "Check the hash chain (audit.hash_chain) of audit files given oldest first; exit 0 intact, 1 broken",
+    description:
+      "audit verify <file>...: check the hash chain (audit.hash_chain) of audit files given oldest first (audit.log.2 audit.log.1 audit.log); exit 0 intact, 1 broken, 2 usage or unreadable input",
   },
   async run({ rawArgs }: Ctx): Promise<number> {
     let files: string[];
     try {
       files = parseGoFlags(rawArgs, {}).rest;
     } catch (e) {
+      if ((e as Error).message === HELP_REQUESTED) {
+        await stdout(commandHelp("clef-proxy audit verify", auditVerify));
+        return 0;
+      }
       stderr(`clef-proxy audit verify: ${errText(e)}\n${AUDIT_USAGE}`);
       return 2;
     }
@@ -301,6 +306,10 @@ export const audit = defineCommand({
     if (sub === undefined) {
       stderr(`clef-proxy audit: missing subcommand (verify)\n${AUDIT_USAGE}`);
       return 2;
+    }
+    if (HELP_ARGS.has(sub) || sub === "help") {
+      await stdout(commandHelp("clef-proxy audit", audit));
+      return 0;
     }
     if (sub !== "verify") {
       stderr(`clef-proxy audit: unknown subcommand ${goQuote(sub)}\n${AUDIT_USAGE}`);
