@@ -2,6 +2,7 @@
 // startup), and secrets on demand with a short in-memory cache (§18.13).
 import { createHash } from "node:crypto";
 import { GoJsonError, parseGoJson } from "../gojson/decode.ts";
+import { GO_USER_AGENT } from "../http/headers.ts";
 import { goUrlParseError } from "../config/load.ts";
 import { info } from "../log/slog.ts";
 import { series } from "../metrics/series.ts";
@@ -127,7 +128,7 @@ export class AgentClient implements CredentialSource {
   }
 
   private headers(auth: boolean): Record<string, string> {
-    const h: Record<string, string> = { "User-Agent": "Go-http-client/1.1", "Accept-Encoding": "gzip" };
+    const h: Record<string, string> = { "User-Agent": GO_USER_AGENT, "Accept-Encoding": "gzip" };
     if (auth) h.Authorization = `Bearer ${this.token}`;
     return h;
   }

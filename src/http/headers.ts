@@ -8,6 +8,9 @@
 
 export type Headers = Array<[string, string]>;
 
+/** The User-Agent the reference's Go HTTP client sends (to upstreams that got none, to the agent, to corporate proxies). */
+export const GO_USER_AGENT = "Go-http-client/1.1";
+
 /** RFC 9110 token. */
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A valid field value: no CR, LF or NUL (other CTLs are tolerated like Go's httpguts, except DEL/0-31 but HTAB). */

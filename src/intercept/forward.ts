@@ -7,12 +7,11 @@
 // - at most UPSTREAM_MAX_PER_ORIGIN requests per origin in fetch (./scheduler.ts);
 // - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
-import type { Headers } from "../http/headers.ts";
+import { GO_USER_AGENT, type Headers } from "../http/headers.ts";
 import { series } from "../metrics/series.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
 import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS, UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN } from "./limits.ts";
-import { GO_USER_AGENT } from "./refusal.ts";
 import { Scheduler } from "./scheduler.ts";
 import { relayUpgrade } from "./upgrade.ts";
 import { describeUpstreamError, hostPort, isDialFailure, UpstreamError } from "./upstream-error.ts";

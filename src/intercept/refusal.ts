@@ -23,7 +23,6 @@ export interface Refusal {
   close?: boolean;
 }
 
-export const GO_USER_AGENT = "Go-http-client/1.1";
 export const UPSTREAM_UNREACHABLE = "clef-proxy: upstream unreachable";
 export const AGENT_ERROR = "clef-proxy: agent error";
 

@@ -10,7 +10,7 @@
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { HeadBuffer } from "../http/head-buffer.ts";
-import { canonicalHeaderName } from "../http/headers.ts";
+import { canonicalHeaderName, GO_USER_AGENT } from "../http/headers.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { ByteDuplex, UpstreamRequest } from "./forward-types.ts";
 import {
@@ -21,7 +21,6 @@ import {
   UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
 } from "./limits.ts";
 import { PullQueue } from "./pull.ts";
-import { GO_USER_AGENT } from "./refusal.ts";
 import { describeUpstreamError, hostPort, isDialFailure, UpstreamError } from "./upstream-error.ts";
 
 /** A node socket as a pull-based reader (./pull.ts). */
