@@ -14,7 +14,7 @@ import { type Prepared, prepare } from "./prepare.ts";
 import { type Refusal, refusals } from "./refusal.ts";
 import { RequestScope } from "./request-scope.ts";
 import type { Serving } from "./types.ts";
-import { describeUpstreamError, UpstreamError } from "./upstream-error.ts";
+import { describeUpstreamError } from "./upstream-error.ts";
 
 /** Handle one request on `conn`. Returns true when the connection may carry another request. */
 export async function handleRequest(
@@ -24,14 +24,14 @@ export async function handleRequest(
   tunnel: TunnelFacts | null,
 ): Promise<boolean> {
   const body = new BodyReader(conn, head.framing, IDLE_TIMEOUT_MS);
-  if (!serving.deps.audit.admit()) return answer(serving, conn, head, tunnel, body, refusals.auditBackpressure(), null);
+  if (!serving.deps.audit.admit()) return refuse(serving, conn, head, tunnel, body, refusals.auditBackpressure(), null);
   const req = new RequestScope(serving, conn, head, tunnel);
   try {
     const d = decide(head, tunnel, serving.policy);
-    if (d.kind === "refuse") return await answer(serving, conn, head, tunnel, body, d.refusal, req);
+    if (d.kind === "refuse") return await refuse(serving, conn, head, tunnel, body, d.refusal, req);
     req.fields = d.route.fields;
     const prepared = await prepare(req, d.route);
-    if ("status" in prepared) return await answer(serving, conn, head, tunnel, body, prepared, req);
+    if ("status" in prepared) return await refuse(serving, conn, head, tunnel, body, prepared, req);
     req.fields = prepared.fields;
     return await forward(req, d.route, prepared, body);
   } finally {
@@ -50,7 +50,7 @@ function closing(serving: Serving, conn: Conn, head: RequestHead, keepAlive: boo
  * Answer a refusal: log it, discard the unread body (bounded) or close, write the response, audit.
  * `req` is null for answers that precede admission (503 audit back-pressure).
  */
-async function answer(
+async function refuse(
   serving: Serving,
   conn: Conn,
   head: RequestHead,
@@ -111,7 +111,7 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
       const detail = describeUpstreamError(e, { host: route.host, addr: route.host, port: route.port });
       const r = refusals.upstreamUnreachable(req.fields, detail);
       r.close = !body.finished; // fetch may still hold the body stream: never read it twice, close instead
-      return await answer(serving, conn, head, req.tunnel, body, r, req);
+      return await refuse(serving, conn, head, req.tunnel, body, r, req);
     }
     return await respond(req, res, body);
   } finally {
@@ -161,12 +161,9 @@ async function relayWebSocket(
       req.audit("tls_error", { ...req.fields, upstreamStatus: 502 });
       return false;
     }
-    const detail =
-      e instanceof UpstreamError
-        ? e.message
-        : describeUpstreamError(e, { host: upstreamReq.host, addr: upstreamReq.host, port: upstreamReq.port });
+    const detail = describeUpstreamError(e, { host: upstreamReq.host, addr: upstreamReq.host, port: upstreamReq.port });
     const empty = new BodyReader(conn, { kind: "none" }, IDLE_TIMEOUT_MS);
-    return await answer(serving, conn, head, req.tunnel, empty, refusals.upstreamUnreachable(req.fields, detail), req);
+    return await refuse(serving, conn, head, req.tunnel, empty, refusals.upstreamUnreachable(req.fields, detail), req);
   }
   return false;
 }
