@@ -1,7 +1,8 @@
 // loadgen: the benchmark's load generator and HTTPS upstream, in Go (standard library only).
 //
 //	loadgen serve -addr 127.0.0.2:0 -cert cert.pem -key key.pem
-//	    HTTPS upstream: "/" → 2-byte "ok"; "/bytes/<n>" → n bytes streamed in 64 KiB writes.
+//	    HTTPS upstream: "/" → 2-byte "ok"; "/bytes/<n>" → n bytes streamed in 64 KiB writes;
+//	    "/hold/<seconds>" → silent (no response head) for that long or until the client goes away.
 //	    Prints "listening <port>" on stdout.
 //	loadgen load -url https://api.test:<p>/ [-proxy http://x:TOKEN@127.0.0.1:<port>] -ca proxy-ca.pem
 //	    [-resolve api.test=127.0.0.2] [-c 16] [-d 4s] [-keepalive=true] [-n 0] [-urls a,b,c]
@@ -77,6 +78,15 @@ func serve(args []string) {
 			}
 			n -= m
 		}
+	})
+	mux.HandleFunc("/hold/", func(w http.ResponseWriter, r *http.Request) {
+		secs, _ := strconv.ParseFloat(strings.TrimPrefix(r.URL.Path, "/hold/"), 64)
+		select {
+		case <-time.After(time.Duration(secs * float64(time.Second))):
+		case <-r.Context().Done():
+			return
+		}
+		w.Write([]byte("ok"))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
