@@ -7,7 +7,7 @@ import { CredentialError } from "../agent/types.ts";
 import { deleteHeader, type Headers, setHeader } from "../http/headers.ts";
 import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
-import { info } from "../log/slog.ts";
+import { infoSoon } from "../log/slog.ts";
 import { NetguardError, NotResolvedError } from "../netguard/index.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Route } from "./decide.ts";
@@ -55,7 +55,7 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   headers = setHeader(headers, "Host", route.hostHeader);
   headers = setHeader(headers, "X-Clef-Request-Id", req.id);
   if (!service) {
-    info("passthrough", req.logBase());
+    infoSoon("passthrough", req.logBase());
     return { headers, pathAndQuery: route.pathAndQuery, addresses, proxy, fields: route.fields };
   }
 
@@ -79,12 +79,12 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
     const inj = injectAll(service, secrets, headers, route.pathAndQuery);
     const point = inj.injectionPoint;
     if (inj.overwrote)
-      info("overwrote pre-set value at injection point", [
+      infoSoon("overwrote pre-set value at injection point", [
         ...req.logBase(),
         ["service", service.name],
         ["injection_point", point],
       ]);
-    info("injected", [
+    infoSoon("injected", [
       ...req.logBase(),
       ["service", service.name],
       ["credential", service.auth.credential],

@@ -5,7 +5,7 @@ import { BodyError, BodyReader } from "../http/body.ts";
 import type { RequestHead } from "../http/h1-request.ts";
 import { announceClose, errorResponse, jsonResponse, writeUpstreamResponse } from "../http/h1-response.ts";
 import { getHeader } from "../http/headers.ts";
-import { error, log } from "../log/slog.ts";
+import { error, logSoon } from "../log/slog.ts";
 import type { Conn } from "./conn.ts";
 import { decide, type Route, type TunnelFacts } from "./decide.ts";
 import type { UpstreamResponse } from "./forward-types.ts";
@@ -59,7 +59,7 @@ async function answer(
   r: Refusal,
   req: RequestScope | null,
 ): Promise<boolean> {
-  if (r.log && req) log(r.log.level, r.log.msg, [...req.logBase(), ...r.log.attrs]);
+  if (r.log && req) logSoon(r.log.level, r.log.msg, [...req.logBase(), ...r.log.attrs]);
   let keepAlive = !r.close;
   if (keepAlive && !body.finished && !(await body.discard(MAX_DISCARD_BYTES).catch(() => false))) keepAlive = false;
   const close = closing(serving, conn, head, keepAlive);
