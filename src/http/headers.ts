@@ -15,24 +15,53 @@ export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\uffff]*$/;
 
 /** Go textproto.CanonicalMIMEHeaderKey. */
 export function canonicalHeaderName(name: string): string {
-  if (!TOKEN.test(name)) return name;
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+  const known = canonicalCache.get(name);
+  if (known !== undefined) return known;
+  const c = TOKEN.test(name)
+    ? name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase())
+    : name;
+  if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
+  canonicalCache.set(name, c);
+  return c;
+}
+
+/** Header names repeat (every response of an upstream carries the same few): canonical forms cached. */
+const canonicalCache = new Map<string, string>();
+const CANONICAL_CACHE_MAX = 512;
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * Whether `k` lowercases to `lower` (itself lowercase). Most names differ in length and are rejected
+ * without allocating; only a non-ASCII name can lowercase to another length (`İ` → `i̇`).
+ */
+function sameName(k: string, lower: string): boolean {
+  if (k.length !== lower.length && !NON_ASCII.test(k)) return false;
+  return k === lower || k.toLowerCase() === lower;
 }
 
 export function getHeader(h: Headers, name: string): string | undefined {
   const n = name.toLowerCase();
-  for (const [k, v] of h) if (k.toLowerCase() === n) return v;
+  for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    if (sameName(e[0], n)) return e[1];
+  }
   return undefined;
 }
 
 export function getHeaders(h: Headers, name: string): string[] {
   const n = name.toLowerCase();
-  return h.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
+  const out: string[] = [];
+  for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    if (sameName(e[0], n)) out.push(e[1]);
+  }
+  return out;
 }
 
 export function deleteHeader(h: Headers, name: string): Headers {
   const n = name.toLowerCase();
-  return h.filter(([k]) => k.toLowerCase() !== n);
+  return h.filter(([k]) => !sameName(k, n));
 }
 
 /** Replace every value of `name` by one (kept at the first occurrence's position, else appended). */
@@ -40,8 +69,9 @@ export function setHeader(h: Headers, name: string, value: string): Headers {
   const n = name.toLowerCase();
   const out: Headers = [];
   let placed = false;
-  for (const [k, v] of h) {
-    if (k.toLowerCase() !== n) out.push([k, v]);
+  for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    if (!sameName(e[0], n)) out.push([e[0], e[1]]);
     else if (!placed) {
       out.push([name, value]);
       placed = true;

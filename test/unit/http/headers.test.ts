@@ -91,3 +91,38 @@ describe("grammars", () => {
     for (const v of ["a\rb", "a\nb", "a\x00b", "\x01", "\x1f", "\x7f", "\x0b"]) expect(FIELD_VALUE.test(v)).toBe(false);
   });
 });
+
+describe("lookups by a lowercased name (length checked first) and the canonical-name cache", () => {
+  test("names that lowercase to another length are still compared (non-ASCII)", () => {
+    // U+0130 lowercases to two code units; the Kelvin sign K to "k"
+    const h: Headers = [
+      ["\u0130x", "dotted"],
+      ["\u212Aey", "kelvin"],
+      ["Key", "plain"],
+    ];
+    expect(getHeader(h, "key")).toBe("kelvin");
+    expect(getHeaders(h, "KEY")).toEqual(["kelvin", "plain"]);
+    expect(getHeader(h, "i\u0307x")).toBe("dotted");
+    expect(deleteHeader(h, "key")).toEqual([["\u0130x", "dotted"]]);
+    expect(setHeader(h, "Key", "v")).toEqual([
+      ["\u0130x", "dotted"],
+      ["Key", "v"],
+    ]);
+  });
+  test("setHeader copies the pairs it keeps (the input is never aliased)", () => {
+    const h: Headers = [
+      ["A", "1"],
+      ["B", "2"],
+    ];
+    const out = setHeader(h, "b", "3");
+    out[0]![1] = "changed";
+    expect(h[0]).toEqual(["A", "1"]);
+  });
+  test("canonical names repeat from the cache and past its bound stay right", () => {
+    for (let i = 0; i < 1200; i++) expect(canonicalHeaderName(`x-n${i}-abc`)).toBe(`X-N${i}-Abc`);
+    expect(canonicalHeaderName("content-type")).toBe("Content-Type");
+    expect(canonicalHeaderName("content-type")).toBe("Content-Type");
+    expect(canonicalHeaderName("x y")).toBe("x y");
+    expect(canonicalHeaderName("x y")).toBe("x y");
+  });
+});
