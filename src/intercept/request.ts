@@ -97,6 +97,7 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
     addresses: prepared.addresses,
     proxy: prepared.proxy,
     signal: abort.signal,
+    controller: abort,
   };
   try {
     if (route.websocket) return await relayWebSocket(req, upstreamReq, okStatus);

@@ -306,6 +306,35 @@ describe("writeUpstreamResponse", () => {
     }
   });
 
+  test("a small body through readAll (the HTTP client's own buffering): one write, same bytes, same verdicts", async () => {
+    const withAll = (body: string | Error, contentLength: number) => ({
+      ...res({ contentLength, headers: [["content-type", "text/plain"]], body: stream(["unused"]) }),
+      readAll: async () => {
+        if (body instanceof Error) throw body;
+        return Buffer.from(body, "latin1");
+      },
+    });
+    const out = new Sink();
+    expect(await writeUpstreamResponse(out, withAll("hello world", 11), opts())).toBe(true);
+    expect(out.writes.length).toBe(1);
+    expect(out.text).toBe("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world");
+    // truncated (fewer bytes than announced) or overlong: what fits is written, the connection closes
+    const short = new Sink();
+    expect(await writeUpstreamResponse(short, withAll("hello", 11), opts())).toBe(false);
+    expect(short.text).toEndWith("Content-Length: 11\r\n\r\nhello");
+    const long = new Sink();
+    expect(await writeUpstreamResponse(long, withAll("hello world!!", 11), opts())).toBe(false);
+    expect(long.text).toEndWith("Content-Length: 11\r\n\r\nhello world");
+    // a body that fails (upstream reset) fails the response: nothing written
+    const failed = new Sink();
+    await expect(writeUpstreamResponse(failed, withAll(new Error("reset"), 11), opts())).rejects.toThrow("reset");
+    expect(failed.writes.length).toBe(0);
+    // a head with bytes above 0x7f (latin1) is written byte for byte
+    const latin = new Sink();
+    await writeUpstreamResponse(latin, { ...withAll("ok", 2), headers: [["x-name", "caf\u00e9"]] }, opts());
+    expect(latin.writes[0]!.includes(Buffer.from("X-Name: caf\xe9\r\n", "latin1"))).toBe(true);
+  });
+
   test("unknown length on HTTP/1.1: re-framed as chunked, empty pieces skipped, terminated", async () => {
     const out = new Sink();
     const keep = await writeUpstreamResponse(
