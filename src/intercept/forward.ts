@@ -54,8 +54,8 @@ function expectedOrigin(base: string): { protocol: string; host: string } {
 const expectedCache = new Map<string, { protocol: string; host: string }>();
 
 function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): RequestInit {
-  // one native call with every field, in order (as many append()s would)
-  const headers = new globalThis.Headers(req.headers);
+  const headers = new globalThis.Headers();
+  for (const [k, v] of req.headers) headers.append(k, v);
   // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
   // workload sent none, and upstreams see that one (some APIs refuse requests without a UA).
   if (getHeader(req.headers, "user-agent") === undefined) headers.set("user-agent", GO_USER_AGENT);
