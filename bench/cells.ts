@@ -27,6 +27,14 @@ const SECONDS = Number(opt("seconds", "4"));
 const CELLS = opt("cells", "c16-keepalive").split(",");
 const PROF = opt("prof", "");
 const WARM = opt("warm", "0.5"); // warm-up seconds at c=16 (the JIT compiles for ≈4 s at this load)
+// extra environment for the proxies: --env K=V,K2=V2 (e.g. BUN_JSC_* options); a BIN of the form
+// NAME@K=V,K2=V2 sets them for that one binary
+const ENV = Object.fromEntries(
+  opt("env", "")
+    .split(",")
+    .filter(Boolean)
+    .map((kv) => kv.split("=") as [string, string]),
+);
 const PERF = opt("perf", ""); // perf record -p <proxy> during each cell, into PERF.<bin>.<cell>
 const BINS = args.length ? args : ["bin"];
 
@@ -111,7 +119,14 @@ function procStat(pid: number): { cpu: number; rss: number } {
   }
 }
 
-async function start(bin: string) {
+async function start(spec: string) {
+  const [bin, envSpec] = spec.split("@") as [string, string | undefined];
+  const binEnv = Object.fromEntries(
+    (envSpec ?? "")
+      .split(",")
+      .filter(Boolean)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
   const port = await freePort();
   let b = bin === "bin" ? OUR_BIN : bin === "ref" ? REF_BIN! : bin;
   let argv: string[] | undefined;
@@ -136,7 +151,7 @@ async function start(bin: string) {
   const p = await startProxy({
     bin: b,
     args: argv,
-    env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath, ...floor },
+    env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath, ...floor, ...ENV, ...binEnv },
     hosts,
   });
   const trim = setInterval(() => {

@@ -18,6 +18,7 @@ const ca = readFileSync(process.env.SSL_CERT_FILE!, "utf8");
 const [upName, upIp] = process.env.FLOOR_UPSTREAM!.split("=") as [string, string];
 
 interface D {
+  drain?: () => void;
   buf: string;
   tls?: boolean;
   busy?: boolean;
@@ -93,6 +94,17 @@ async function rawRequest(port: number, path: string, headers: string): Promise<
   });
 }
 
+/** Write with back-pressure (the socket's drain event resumes). */
+async function writeAll(s: Socket<D>, data: Uint8Array | string): Promise<void> {
+  let bytes = typeof data === "string" ? Buffer.from(data) : data;
+  for (;;) {
+    const n = s.write(bytes);
+    if (n >= bytes.byteLength) return;
+    if (n > 0) bytes = bytes.subarray(n);
+    await new Promise<void>((r) => (s.data.drain = r));
+  }
+}
+
 // --- the client side ----------------------------------------------------------------------------
 async function serveRequest(s: Socket<D>, head: string): Promise<void> {
   const [reqLine] = head.split("\r\n", 1);
@@ -102,6 +114,73 @@ async function serveRequest(s: Socket<D>, head: string): Promise<void> {
   const port = Number(hostport.split(":")[1] ?? 443);
   const ua = /\r\nuser-agent: *([^\r]+)/i.exec(head)?.[1] ?? "Go-http-client/1.1";
   let out: Uint8Array;
+  if (mode === "fetch" && path.startsWith("/bytes/")) {
+    // a large body, streamed with back-pressure: the floor of the stream cell
+    const res = await fetch(`https://${upIp}:${port}${path}`, {
+      headers: [
+        ["host", hostport],
+        ["user-agent", ua],
+      ],
+      tls: { serverName: upName },
+      decompress: false,
+    } as RequestInit);
+    await writeAll(s, `HTTP/1.1 200 OK\r\nContent-Length: ${res.headers.get("content-length")}\r\n\r\n`);
+    for await (const chunk of res.body!) await writeAll(s, chunk);
+    return;
+  }
+  if (mode === "raw" && path.startsWith("/bytes/")) {
+    // socket to socket: the upstream is paused while the client's socket is full
+    let first = true;
+    let left = -1;
+    await new Promise<void>((done) => {
+      let up: Socket<UpD> | undefined;
+      void Bun.connect<UpD>({
+        hostname: upIp,
+        port,
+        tls: { serverName: upName, ca },
+        data: { buf: null, resolve: null },
+        socket: {
+          handshake(u) {
+            up = u;
+            u.write(`GET ${path} HTTP/1.1\r\nHost: ${hostport}\r\nUser-Agent: ${ua}\r\n\r\n`);
+          },
+          data(u, chunk) {
+            let body: Uint8Array = chunk;
+            if (first) {
+              const i = chunk.indexOf("\r\n\r\n");
+              const head = chunk.subarray(0, i).toString("latin1");
+              left = Number(/content-length: *(\d+)/i.exec(head)![1]);
+              s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${left}\r\n\r\n`);
+              body = chunk.subarray(i + 4);
+              first = false;
+            }
+            left -= body.byteLength;
+            const n = s.write(body);
+            if (n < body.byteLength) {
+              // keep the rest, pause the upstream until the client drains
+              const rest = body.subarray(Math.max(0, n));
+              u.pause();
+              s.data.drain = () => {
+                const m = s.write(rest);
+                if (m < rest.byteLength) throw new Error("short write after drain (floor tool)");
+                u.resume();
+                if (left <= 0) u.end(), done();
+              };
+              return;
+            }
+            if (left <= 0) {
+              u.end();
+              done();
+            }
+          },
+          close() {},
+          error() {},
+        },
+      });
+      void up;
+    });
+    return;
+  }
   if (mode === "fetch") {
     const res = await fetch(`https://${upIp}:${port}${path}`, {
       headers: [
@@ -163,7 +242,13 @@ const handlers = {
   },
   close() {},
   error() {},
-  drain() {},
+  drain(s: Socket<D>) {
+    const d = s.data?.drain;
+    if (d) {
+      s.data.drain = undefined;
+      d();
+    }
+  },
 };
 
 Bun.listen<D>({ hostname: "127.0.0.1", port: cfg.listen.port, socket: handlers as never });
