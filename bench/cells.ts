@@ -107,6 +107,13 @@ function threadDelta(a: Map<string, number>, b: Map<string, number>, secs: numbe
     .join(" ");
 }
 
+/** Busy and total jiffies of the whole machine (/proc/stat). */
+function machine(): { busy: number; total: number; steal: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total, steal: f[7] ?? 0 };
+}
+
 function procStat(pid: number): { cpu: number; rss: number } {
   try {
     const st = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -194,6 +201,8 @@ async function cell(s: Started, name: string): Promise<string> {
   const iv = setInterval(() => (max = Math.max(max, procStat(pid).rss)), 50);
   const c0 = procStat(pid);
   const t0 = threadCpu(pid);
+  const m0 = machine();
+  const up0 = procStat(up.proc.pid).cpu;
   const perf = PERF
     ? Bun.spawn(["perf", "record", "-q", "-F", "999", "-g", "-p", String(pid), "-o", `${PERF}.${name}.data`], {
         stdout: "ignore",
@@ -235,7 +244,10 @@ async function cell(s: Started, name: string): Promise<string> {
         `-keepalive=${m[2] === "keepalive"}`,
       ]);
       const c1 = procStat(pid);
-      line = `${r.rps.toFixed(0).padStart(6)} req/s p50 ${(r.p50_us / 1000).toFixed(2)} p99 ${(r.p99_us / 1000).toFixed(2)} err ${r.errors}${r.first_error ? ` (${r.first_error})` : ""}  cpu ${(((c1.cpu - c0.cpu) * 1e6) / (r.requests || 1)).toFixed(0)} µs/req (${(((c1.cpu - c0.cpu) / r.seconds) * 100).toFixed(0)} %) [${threadDelta(t0, threadCpu(pid), r.seconds)}]`;
+      const m1 = machine();
+      const cores = navigator.hardwareConcurrency;
+      const others = `machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * cores * 100).toFixed(0)}% of ${cores * 100}% (steal ${(((m1.steal - m0.steal) / (m1.total - m0.total)) * cores * 100).toFixed(0)}%), upstream ${(((procStat(up.proc.pid).cpu - up0) / r.seconds) * 100).toFixed(0)}%`;
+      line = `${others}  ${r.rps.toFixed(0).padStart(6)} req/s p50 ${(r.p50_us / 1000).toFixed(2)} p99 ${(r.p99_us / 1000).toFixed(2)} err ${r.errors}${r.first_error ? ` (${r.first_error})` : ""}  cpu ${(((c1.cpu - c0.cpu) * 1e6) / (r.requests || 1)).toFixed(0)} µs/req (${(((c1.cpu - c0.cpu) / r.seconds) * 100).toFixed(0)} %) [${threadDelta(t0, threadCpu(pid), r.seconds)}]`;
     }
   } finally {
     clearInterval(iv);
@@ -249,7 +261,7 @@ async function cell(s: Started, name: string): Promise<string> {
 
 const summary = new Map<string, { rps: number[]; cpu: number[] }>();
 function record(bin: string, c: string, line: string): void {
-  const rps = /^\s*(\d+) req\/s/.exec(line);
+  const rps = /(\d+) req\/s/.exec(line);
   const cpu = /cpu (\d+) µs\/req/.exec(line);
   if (!rps || !cpu) return;
   const k = `${bin}\t${c}`;

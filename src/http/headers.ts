@@ -20,12 +20,15 @@ export function canonicalHeaderName(name: string): string {
   const c = TOKEN.test(name)
     ? name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase())
     : name;
-  if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
-  canonicalCache.set(name, c);
+  if (name.length <= 64) {
+    if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
+    canonicalCache.set(name, c);
+  }
   return c;
 }
 
-/** Header names repeat (every response of an upstream carries the same few): canonical forms cached. */
+/** Header names repeat (every response of an upstream carries the same few): canonical forms cached
+ * (names of up to 64 characters, 512 of them). */
 const canonicalCache = new Map<string, string>();
 const CANONICAL_CACHE_MAX = 512;
 
@@ -78,5 +81,31 @@ export function setHeader(h: Headers, name: string, value: string): Headers {
     }
   }
   if (!placed) out.push([name, value]);
+  return out;
+}
+
+/**
+ * `setHeader` for each of `set` (in order) after `deleteHeader` for each of `remove`, in one pass
+ * and one copy: the same list, field for field.
+ */
+export function editHeaders(h: Headers, remove: readonly string[], set: ReadonlyArray<[string, string]>): Headers {
+  const drop = remove.map((n) => n.toLowerCase());
+  const names = set.map(([n]) => n.toLowerCase());
+  const placed = set.map(() => false);
+  const out: Headers = [];
+  next: for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    for (let j = 0; j < drop.length; j++) if (sameName(e[0], drop[j]!)) continue next;
+    for (let j = 0; j < names.length; j++) {
+      if (!sameName(e[0], names[j]!)) continue;
+      if (!placed[j]) {
+        out.push([set[j]![0], set[j]![1]]);
+        placed[j] = true;
+      }
+      continue next;
+    }
+    out.push([e[0], e[1]]);
+  }
+  for (let j = 0; j < set.length; j++) if (!placed[j]) out.push([set[j]![0], set[j]![1]]);
   return out;
 }

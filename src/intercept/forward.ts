@@ -40,6 +40,13 @@ export function upstreamUrl(scheme: "http" | "https", host: string, port: number
   return href;
 }
 
+/** isIP(host) !== 0, without the parse for the common case: a name (no colon, not dotted digits). */
+function isIpLiteral(host: string): boolean {
+  if (!host.includes(":") && !DOTTED_DIGITS.test(host)) return false;
+  return isIP(host) !== 0;
+}
+const DOTTED_DIGITS = /^[0-9.]+$/;
+
 /** `new URL(base + "/")`'s protocol and host, parsed once per origin (bounded). */
 function expectedOrigin(base: string): { protocol: string; host: string } {
   let e = expectedCache.get(base);
@@ -66,7 +73,7 @@ function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null
     decompress: false,
     signal,
     // the runtime's default trust store (./trust.ts); the name verified is the real one
-    tls: isIP(req.host) ? {} : { serverName: req.host },
+    tls: isIpLiteral(req.host) ? {} : { serverName: req.host },
   };
   if (body) {
     init.body = body;

@@ -4,7 +4,7 @@
 //   R12 inject it, and build the upstream header list (hop-by-hop stripped, request id set).
 // Each step's failure is a refusal from ./refusal.ts; nothing here writes to the client.
 import { CredentialError } from "../agent/types.ts";
-import { deleteHeader, type Headers, setHeader } from "../http/headers.ts";
+import { editHeaders, type Headers } from "../http/headers.ts";
 import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
 import { infoSoon } from "../log/slog.ts";
@@ -50,10 +50,14 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   // The Host upstream is always the decided one, set after stripping: `Connection: Host` must not
   // remove it (fetch would then send the dialled address, and a virtual-hosting upstream could route
   // the credential to another tenant).
-  let headers = stripHopByHop(req.head.headers, { upgrade: route.websocket });
-  headers = deleteHeader(headers, "expect");
-  headers = setHeader(headers, "Host", route.hostHeader);
-  headers = setHeader(headers, "X-Clef-Request-Id", req.id);
+  const headers = editHeaders(
+    stripHopByHop(req.head.headers, { upgrade: route.websocket }),
+    ["expect"],
+    [
+      ["Host", route.hostHeader],
+      ["X-Clef-Request-Id", req.id],
+    ],
+  );
   if (!service) {
     infoSoon("passthrough", req.logBase());
     return { headers, pathAndQuery: route.pathAndQuery, addresses, proxy, fields: route.fields };

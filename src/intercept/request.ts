@@ -27,7 +27,7 @@ export async function handleRequest(
   if (!serving.deps.audit.admit()) return answer(serving, conn, head, tunnel, body, refusals.auditBackpressure(), null);
   const req = new RequestScope(serving, conn, head, tunnel);
   try {
-    const d = decide(head, tunnel, serving.policy);
+    const d = decide(head, tunnel, serving.policy, req.host);
     if (d.kind === "refuse") return await answer(serving, conn, head, tunnel, body, d.refusal, req);
     req.fields = d.route.fields;
     const prepared = await prepare(req, d.route);

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import {
   canonicalHeaderName,
   deleteHeader,
+  editHeaders,
   FIELD_VALUE,
   getHeader,
   getHeaders,
@@ -124,5 +125,30 @@ describe("lookups by a lowercased name (length checked first) and the canonical-
     expect(canonicalHeaderName("content-type")).toBe("Content-Type");
     expect(canonicalHeaderName("x y")).toBe("x y");
     expect(canonicalHeaderName("x y")).toBe("x y");
+  });
+});
+
+describe("editHeaders (one pass) equals deleteHeader then setHeader, call by call", () => {
+  test("random lists, names in any case, repeated, absent", () => {
+    const names = ["Host", "host", "HOST", "Expect", "expect", "X-Clef-Request-Id", "x-clef-request-id", "Accept", "A"];
+    let seed = 11;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const h: Headers = Array.from({ length: rnd(7) }, (_, j) => [names[rnd(names.length)]!, `v${j}`]);
+      const want = setHeader(setHeader(deleteHeader(h, "expect"), "Host", "H"), "X-Clef-Request-Id", "ID");
+      expect(
+        editHeaders(
+          h,
+          ["expect"],
+          [
+            ["Host", "H"],
+            ["X-Clef-Request-Id", "ID"],
+          ],
+        ),
+      ).toEqual(want);
+    }
   });
 });
