@@ -35,6 +35,7 @@ const ENV = Object.fromEntries(
     .filter(Boolean)
     .map((kv) => kv.split("=") as [string, string]),
 );
+const SYSCALLS = args.includes("--syscalls") ? (args.splice(args.indexOf("--syscalls"), 1), true) : false;
 const PERF = opt("perf", ""); // perf record -p <proxy> during each cell, into PERF.<bin>.<cell>
 const BINS = args.length ? args : ["bin"];
 
@@ -209,6 +210,21 @@ async function cell(s: Started, name: string): Promise<string> {
         stderr: "ignore",
       })
     : null;
+  const stat = SYSCALLS
+    ? Bun.spawn(
+        [
+          "perf",
+          "stat",
+          "-x",
+          ",",
+          "-e",
+          "raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait2,syscalls:sys_enter_futex,context-switches",
+          "-p",
+          String(pid),
+        ],
+        { stdout: "ignore", stderr: "pipe" },
+      )
+    : null;
   let line = "";
   try {
     if (name === "idle") {
@@ -251,6 +267,20 @@ async function cell(s: Started, name: string): Promise<string> {
     }
   } finally {
     clearInterval(iv);
+    if (stat) {
+      stat.kill("SIGINT");
+      const text = await new Response(stat.stderr).text();
+      await stat.exited;
+      const reqs = Number(/(\d+) req\/s/.exec(line)?.[1] ?? 0) * SECONDS || 1;
+      const counts = text
+        .trim()
+        .split("\n")
+        .map((l) => l.split(","))
+        .filter((f) => /^\d+$/.test(f[0] ?? ""))
+        .map((f) => `${f[2]!.replace(/^(raw_)?syscalls:sys_enter_?/, "") || "all"}:${(Number(f[0]) / reqs).toFixed(2)}`)
+        .join(" ");
+      line += `  per req: ${counts}`;
+    }
     if (perf) {
       perf.kill("SIGINT");
       await perf.exited;

@@ -147,13 +147,17 @@ export function formatLine(level: Level, msg: string, attrs: Attrs = [], now: Da
 type Sink = (line: string) => void;
 
 // Lines of the data path (one or more per request) are buffered and written together at the end of
-// the event-loop turn, in one write(2): a synchronous write per request was 10–11 % of the proxy's
-// CPU at c=16 (docs/PERFORMANCE.md). Order is kept — every other line flushes the buffer before it is
+// the event-loop turn — under load at most every MIN_FLUSH_INTERVAL_MS, the lines of several turns
+// in one write(2): a synchronous write per request was 10–11 % of the proxy's CPU at c=16
+// (docs/PERFORMANCE.md). Order is kept — every other line flushes the buffer before it is
 // written — and lines are never torn: a non-blocking stderr that is full (EAGAIN) keeps the unwritten
 // bytes and retries every RETRY_MS, later lines queue behind them (up to MAX_PENDING_BYTES; beyond,
 // whole lines are dropped — logs are best effort, the audit trail is not). Everything is flushed before
 // the process exits (the 'exit' handler runs on process.exit, after main returns, on uncaught errors).
 const FLUSH_AT_BYTES = 64 * 1024;
+/** Under load, writes at most this often: the lines of several turns share one write(2). */
+const MIN_FLUSH_INTERVAL_MS = 2;
+let lastFlush = 0;
 const MAX_PENDING_BYTES = 1024 * 1024;
 const RETRY_MS = 5;
 let buffered = "";
@@ -208,6 +212,7 @@ export function flushLog(): void {
 
 function scheduledFlush(): void {
   flushScheduled = false;
+  lastFlush = performance.now();
   flushLog();
 }
 
@@ -246,7 +251,10 @@ export function logSoon(level: Level, msg: string, attrs?: Attrs): void {
   if (buffered.length >= FLUSH_AT_BYTES) flushLog();
   else if (!flushScheduled) {
     flushScheduled = true;
-    setImmediate(scheduledFlush);
+    // the end of this turn, or — when the last write was under MIN_FLUSH_INTERVAL_MS ago — then
+    const wait = lastFlush + MIN_FLUSH_INTERVAL_MS - performance.now();
+    if (wait > 0) setTimeout(scheduledFlush, wait).unref();
+    else setImmediate(scheduledFlush);
   }
 }
 
