@@ -115,6 +115,18 @@ function machine(): { busy: number; total: number; steal: number } {
   return { busy: total - f[3]! - f[4]!, total, steal: f[7] ?? 0 };
 }
 
+function rssParts(pid: number): { anon: number; file: number } {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, "utf8");
+    return {
+      anon: Number(/RssAnon:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024,
+      file: Number(/RssFile:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024,
+    };
+  } catch {
+    return { anon: 0, file: 0 };
+  }
+}
+
 function procStat(pid: number): { cpu: number; rss: number } {
   try {
     const st = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -144,6 +156,7 @@ async function start(spec: string) {
     b = process.execPath;
     argv = [
       ...(PROF ? ["--cpu-prof", `--cpu-prof-dir=${PROF}`] : []),
+      ...(process.env.CELLS_PRELOAD ? ["--preload", process.env.CELLS_PRELOAD] : []),
       join(ROOT, "src/cli/main.ts"),
       "serve",
       "--config",
@@ -199,7 +212,15 @@ const client = (s: Started, url: string) => [
 async function cell(s: Started, name: string): Promise<string> {
   const pid = s.p.pid;
   let max = 0;
-  const iv = setInterval(() => (max = Math.max(max, procStat(pid).rss)), 50);
+  let maxAnon = 0;
+  let maxFile = 0;
+  const parts0 = rssParts(pid);
+  const iv = setInterval(() => {
+    max = Math.max(max, procStat(pid).rss);
+    const p = rssParts(pid);
+    maxAnon = Math.max(maxAnon, p.anon);
+    maxFile = Math.max(maxFile, p.file);
+  }, 25);
   const c0 = procStat(pid);
   const t0 = threadCpu(pid);
   const m0 = machine();
@@ -218,7 +239,7 @@ async function cell(s: Started, name: string): Promise<string> {
           "-x",
           ",",
           "-e",
-          "raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait2,syscalls:sys_enter_futex,context-switches",
+          "raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait2,syscalls:sys_enter_futex,context-switches,major-faults,minor-faults",
           "-p",
           String(pid),
         ],
@@ -229,11 +250,12 @@ async function cell(s: Started, name: string): Promise<string> {
   try {
     if (name === "idle") {
       await Bun.sleep(1000);
-      return `idle RSS ${procStat(pid).rss.toFixed(1)} MiB`;
+      const p = rssParts(pid);
+      return `idle RSS ${procStat(pid).rss.toFixed(1)} MiB (anon ${p.anon.toFixed(1)}, file ${p.file.toFixed(1)})`;
     }
     if (name === "stream") {
       const r = await loadgen([...client(s, `https://api.test:${up.port}/bytes/${100 * 1048576}`), "-n", "1"]);
-      line = `${(r.bytes / 1048576 / r.seconds).toFixed(0)} MiB/s  RSS growth ${(max - c0.rss).toFixed(1)} MiB`;
+      line = `${(r.bytes / 1048576 / r.seconds).toFixed(0)} MiB/s  RSS growth ${(max - c0.rss).toFixed(1)} MiB (anon +${(maxAnon - parts0.anon).toFixed(1)}, file +${(maxFile - parts0.file).toFixed(1)})`;
     } else if (name === "held") {
       // 1,000 requests to a silent upstream (held for the whole cell) beside c16 keep-alive
       const held = Bun.spawn(
