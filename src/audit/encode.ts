@@ -66,6 +66,25 @@ function encodeValue(v: Value): string {
   return "[" + v.map(goJsonString).join(",") + "]";
 }
 
+/** The context's values, encoded once per context object (they are the same on every line). */
+function encodedContext(ctx: LineContext): { proxyId: string; authMode: string } {
+  let c = contexts.get(ctx);
+  if (c === undefined || c.for !== ctx.proxyId || c.forAuth !== ctx.authMode) {
+    c = {
+      for: ctx.proxyId,
+      forAuth: ctx.authMode,
+      proxyId: jsonString(ctx.proxyId),
+      authMode: ctx.authMode ? jsonString(ctx.authMode) : "",
+    };
+    contexts.set(ctx, c);
+  }
+  return c;
+}
+const contexts = new WeakMap<
+  LineContext,
+  { for: string; forAuth: string | undefined; proxyId: string; authMode: string }
+>();
+
 /**
  * One audit line with its trailing newline. `prevSha256` (hash chain, PHASE2 §17) is the last key;
  * `traceparent` is never encoded (it only feeds the OTLP export's trace/span ids).
@@ -78,8 +97,9 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: st
         ? e.ts
         : rfc3339Nano(BigInt(e.ts.getTime()) * 1_000_000n);
   // keys are constants: written as they are (none needs escaping), values through jsonString
+  const c = encodedContext(ctx);
   let out =
-    `{"schema_version":1,"ts":${jsonString(ts)},"proxy_id":${jsonString(ctx.proxyId)}` +
+    `{"schema_version":1,"ts":${jsonString(ts)},"proxy_id":${c.proxyId}` +
     `,"request_id":${jsonString(e.requestId)},"client_ip":${jsonString(e.clientIp)}` +
     `,"method":${jsonString(e.method)},"host":${jsonString(e.host)},"path":${jsonString(e.path)}`;
   if (e.service) out += `,"service":${jsonString(e.service)}`;
@@ -88,7 +108,7 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: st
   out += `,"status":${jsonString(e.status)}`;
   if (e.upstreamStatus) out += `,"upstream_status":${encodeValue(e.upstreamStatus)}`;
   out += `,"latency_ms":${encodeValue(e.latencyMs)}`;
-  if (ctx.authMode) out += `,"auth_mode":${jsonString(ctx.authMode)}`;
+  if (ctx.authMode) out += `,"auth_mode":${c.authMode}`;
   // Phase 2 keys, PHASE2 §1.5 order.
   const f: Array<[string, Value]> = [];
   if (e.protocol) f.push(["protocol", e.protocol]);

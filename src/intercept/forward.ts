@@ -29,6 +29,10 @@ export function upstreamUrl(scheme: "http" | "https", host: string, port: number
   const base = `${scheme}://${hostPort(host, port)}`;
   const href = base + pathAndQuery;
   const expected = expectedOrigin(base);
+  // A path of only these characters cannot end the authority early, carry a fragment or be altered
+  // by the parser (no "\\", "#", controls, spaces or non-ASCII): parsed back it always names the
+  // expected origin (pinned against the full parse by test/unit/intercept/forward.test.ts).
+  if (expected.clean && PLAIN_PATH.test(pathAndQuery)) return href;
   let u: URL;
   try {
     u = new URL(href);
@@ -40,6 +44,8 @@ export function upstreamUrl(scheme: "http" | "https", host: string, port: number
   return href;
 }
 
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/;
+
 /** isIP(host) !== 0, without the parse for the common case: a name (no colon, not dotted digits). */
 function isIpLiteral(host: string): boolean {
   if (!host.includes(":") && !DOTTED_DIGITS.test(host)) return false;
@@ -47,18 +53,25 @@ function isIpLiteral(host: string): boolean {
 }
 const DOTTED_DIGITS = /^[0-9.]+$/;
 
+interface Origin {
+  protocol: string;
+  host: string;
+  /** No userinfo and no fragment in the origin itself. */
+  clean: boolean;
+}
+
 /** `new URL(base + "/")`'s protocol and host, parsed once per origin (bounded). */
-function expectedOrigin(base: string): { protocol: string; host: string } {
+function expectedOrigin(base: string): Origin {
   let e = expectedCache.get(base);
   if (e === undefined) {
     const u = new URL(`${base}/`);
-    e = { protocol: u.protocol, host: u.host };
+    e = { protocol: u.protocol, host: u.host, clean: !u.username && !u.password && !u.hash };
     if (expectedCache.size >= 1024) expectedCache.clear();
     expectedCache.set(base, e);
   }
   return e;
 }
-const expectedCache = new Map<string, { protocol: string; host: string }>();
+const expectedCache = new Map<string, Origin>();
 
 function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): RequestInit {
   const headers = new globalThis.Headers();

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createForwarder, upstreamUrl } from "../../../src/intercept/forward.ts";
 import type { UpstreamRequest } from "../../../src/intercept/forward-types.ts";
-import { UpstreamError } from "../../../src/intercept/upstream-error.ts";
+import { hostPort, UpstreamError } from "../../../src/intercept/upstream-error.ts";
 
 describe("upstreamUrl", () => {
   test.each([
@@ -103,4 +103,68 @@ describe("createForwarder().forward", () => {
       expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
     });
   }
+});
+
+describe("upstreamUrl's fast path for plain paths", () => {
+  // the function before the fast path: every URL parsed back
+  function fullCheck(scheme: "http" | "https", host: string, port: number, path: string): string {
+    if (!path.startsWith("/")) throw new UpstreamError("request-target rejected");
+    const base = `${scheme}://${hostPort(host, port)}`;
+    const href = base + path;
+    const expected = new URL(`${base}/`);
+    let u: URL;
+    try {
+      u = new URL(href);
+    } catch {
+      throw new UpstreamError("request-target rejected");
+    }
+    if (u.protocol !== expected.protocol || u.host !== expected.host || u.username || u.password || u.hash)
+      throw new UpstreamError("request-target rejected");
+    return href;
+  }
+  const outcome = (f: () => string) => {
+    try {
+      return f();
+    } catch (e) {
+      return `throws ${e instanceof UpstreamError ? e.message : "TypeError"}`;
+    }
+  };
+
+  test("random hosts and paths (hostile characters included): the same URL or the same refusal", () => {
+    const hostParts = ["api", ".test", "a", "@", "#", "?", "/", ":", "[", "]", "::1", "127.0.0.2", "%", " ", "\\"];
+    const pathChars = [
+      ..."aZ09-._~!$&'()*+,;=:@/?%",
+      "#",
+      "\\",
+      " ",
+      "\t",
+      "\n",
+      "[",
+      "]",
+      "é",
+      "\u0000",
+      "^",
+      "`",
+      "{",
+      '"',
+    ];
+    let seed = 5;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    let fast = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const host =
+        rnd(3) === 0 ? "api.test" : Array.from({ length: 1 + rnd(3) }, () => hostParts[rnd(hostParts.length)]).join("");
+      const path =
+        (rnd(10) === 0 ? "" : "/") + Array.from({ length: rnd(12) }, () => pathChars[rnd(pathChars.length)]).join("");
+      const scheme = rnd(2) ? "https" : "http";
+      const port = [443, 80, 8443, 0, 70000][rnd(5)]!;
+      const want = outcome(() => fullCheck(scheme, host, port, path));
+      expect(outcome(() => upstreamUrl(scheme, host, port, path))).toBe(want);
+      if (!want.startsWith("throws") && /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/.test(path)) fast++;
+    }
+    expect(fast).toBeGreaterThan(1000); // the fast path was exercised
+  });
 });
