@@ -224,6 +224,7 @@ async function cell(s: Started, name: string): Promise<string> {
   const c0 = procStat(pid);
   const t0 = threadCpu(pid);
   const m0 = machine();
+  const self0 = process.cpuUsage();
   const up0 = procStat(up.proc.pid).cpu;
   const perf = PERF
     ? Bun.spawn(["perf", "record", "-q", "-F", "999", "-g", "-p", String(pid), "-o", `${PERF}.${name}.data`], {
@@ -284,7 +285,7 @@ async function cell(s: Started, name: string): Promise<string> {
       const c1 = procStat(pid);
       const m1 = machine();
       const cores = navigator.hardwareConcurrency;
-      const others = `machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * cores * 100).toFixed(0)}% of ${cores * 100}% (steal ${(((m1.steal - m0.steal) / (m1.total - m0.total)) * cores * 100).toFixed(0)}%), upstream ${(((procStat(up.proc.pid).cpu - up0) / r.seconds) * 100).toFixed(0)}%`;
+      const others = `machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * cores * 100).toFixed(0)}% of ${cores * 100}% (steal ${(((m1.steal - m0.steal) / (m1.total - m0.total)) * cores * 100).toFixed(0)}%), upstream ${(((procStat(up.proc.pid).cpu - up0) / r.seconds) * 100).toFixed(0)}%, harness ${((((u) => u.user + u.system)(process.cpuUsage(self0)) / 1e6 / r.seconds) * 100).toFixed(0)}%`;
       line = `${others}  ${r.rps.toFixed(0).padStart(6)} req/s p50 ${(r.p50_us / 1000).toFixed(2)} p99 ${(r.p99_us / 1000).toFixed(2)} err ${r.errors}${r.first_error ? ` (${r.first_error})` : ""}  cpu ${(((c1.cpu - c0.cpu) * 1e6) / (r.requests || 1)).toFixed(0)} µs/req (${(((c1.cpu - c0.cpu) / r.seconds) * 100).toFixed(0)} %) [${threadDelta(t0, threadCpu(pid), r.seconds)}]`;
     }
   } finally {
