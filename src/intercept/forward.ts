@@ -165,7 +165,10 @@ export function createForwarder(): Forwarder & { scheduler: Scheduler } {
       const signal = ac.signal;
       let release: (() => void) | undefined;
       try {
-        release = await scheduler.acquire(`${req.scheme}://${hostPort(req.host, req.port)}`, signal).catch(() => {
+        const origin = `${req.scheme}://${hostPort(req.host, req.port)}`;
+        // a free slot is taken at once (no promise); otherwise wait in the origin's queue
+        release = (!signal.aborted && scheduler.tryAcquire(origin)) || undefined;
+        release ??= await scheduler.acquire(origin, signal).catch(() => {
           throw new UpstreamError(timedOut ? FIRST_BYTE_TIMEOUT : "request cancelled");
         });
         const sent = performance.now();
