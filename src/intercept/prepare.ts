@@ -66,14 +66,26 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   // R11: the secrets (all handles at once; the first failure decides, naming its handle)
   let secrets: Map<string, string>;
   try {
-    const values = await Promise.all(
-      route.handles.map((h) =>
-        serving.deps.credentials.secret(h.namespace, h.key).catch((error: unknown) => {
-          throw new SecretFailure(h, error);
-        }),
-      ),
-    );
-    secrets = new Map(route.handles.map((h, i) => [h.handle, values[i]!]));
+    if (route.handles.length === 1) {
+      // the usual service: one handle, awaited as is (no Promise.all, no per-handle closures)
+      const h = route.handles[0]!;
+      let value: string;
+      try {
+        value = await serving.deps.credentials.secret(h.namespace, h.key);
+      } catch (error) {
+        throw new SecretFailure(h, error);
+      }
+      secrets = new Map([[h.handle, value]]);
+    } else {
+      const values = await Promise.all(
+        route.handles.map((h) =>
+          serving.deps.credentials.secret(h.namespace, h.key).catch((error: unknown) => {
+            throw new SecretFailure(h, error);
+          }),
+        ),
+      );
+      secrets = new Map(route.handles.map((h, i) => [h.handle, values[i]!]));
+    }
   } catch (e) {
     return secretRefusal(route, e as SecretFailure);
   }
