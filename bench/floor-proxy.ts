@@ -125,7 +125,12 @@ async function serveRequest(s: Socket<D>, head: string): Promise<void> {
       decompress: false,
     } as RequestInit);
     await writeAll(s, `HTTP/1.1 200 OK\r\nContent-Length: ${res.headers.get("content-length")}\r\n\r\n`);
-    for await (const chunk of res.body!) await writeAll(s, chunk);
+    for await (const chunk of res.body!) {
+      await writeAll(s, chunk);
+      // experiment: free each chunk as soon as the socket took it
+      if (process.env.FLOOR_DETACH && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength)
+        (chunk.buffer as ArrayBuffer).transfer(0);
+    }
     return;
   }
   if (mode === "raw" && path.startsWith("/bytes/")) {

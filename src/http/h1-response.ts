@@ -97,6 +97,18 @@ export interface RespondOptions {
   announce: (close: boolean) => boolean;
 }
 
+/**
+ * Give a relayed chunk's memory back now rather than at the next garbage collection: the HTTP client
+ * hands over a buffer per chunk (64 KiB – 1 MiB), and a 100 MiB body streamed between two
+ * collections held tens of MiB of them (docs/PERFORMANCE.md). Only a chunk that is the whole of its
+ * ArrayBuffer is released (nothing else can view it); `out.write` resolved, so the socket took it.
+ */
+function release(chunk: Uint8Array): void {
+  const b = chunk.buffer;
+  if (chunk.byteOffset === 0 && chunk.byteLength === b.byteLength && b instanceof ArrayBuffer && !b.detached)
+    (b as ArrayBuffer & { transfer(n: number): ArrayBuffer }).transfer(0);
+}
+
 /** The body, stopping once more than `limit` bytes arrived (an overlong upstream). */
 async function readAtMost(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -181,9 +193,19 @@ export async function writeUpstreamResponse(
   for await (const chunk of res.body) {
     if (chunk.byteLength === 0) continue;
     sent += chunk.byteLength;
-    if (chunked)
-      await out.write(Buffer.concat([Buffer.from(`${chunk.byteLength.toString(16)}\r\n`), chunk, Buffer.from("\r\n")]));
-    else await out.write(chunk);
+    if (chunked) {
+      // one pre-sized buffer: size line, data, CRLF (one copy of the data, one write, one TLS record)
+      const size = `${chunk.byteLength.toString(16)}\r\n`;
+      const framed = Buffer.allocUnsafe(size.length + chunk.byteLength + 2);
+      framed.write(size, 0, "latin1");
+      framed.set(chunk, size.length);
+      framed.write("\r\n", size.length + chunk.byteLength, "latin1");
+      release(chunk);
+      await out.write(framed);
+    } else {
+      await out.write(chunk);
+      release(chunk);
+    }
   }
   if (chunked) await out.write("0\r\n\r\n");
   if (res.contentLength !== null && sent !== res.contentLength) return false; // truncated upstream: close

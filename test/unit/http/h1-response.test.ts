@@ -282,7 +282,44 @@ describe("writeUpstreamResponse", () => {
       20_000,
       12_000,
     ]);
-    expect(out.writes[1]!.equals(a) && out.writes[2]!.equals(b)).toBe(true);
+    expect(out.writes[1]!.equals(Buffer.alloc(20_000, 0x61)) && out.writes[2]!.equals(Buffer.alloc(12_000, 0x62))).toBe(
+      true,
+    );
+  });
+
+  test("a streamed chunk's memory is released once written (detached), unless it is a view into a larger buffer", async () => {
+    for (const chunked of [false, true]) {
+      const own = new Uint8Array(20_000).fill(0x61); // the whole of its ArrayBuffer
+      const shared = new Uint8Array(40_000).fill(0x62);
+      const view = shared.subarray(0, 20_000); // a view: never released (something else may use the rest)
+      const out = new Sink();
+      await writeUpstreamResponse(
+        out,
+        res({ contentLength: chunked ? null : 40_000, body: stream([own, view]) }),
+        opts(),
+      );
+      // the client got every byte before the chunk was released
+      const body = Buffer.concat(out.writes.slice(1)).toString("latin1");
+      expect(body).toContain("a".repeat(20_000));
+      expect(body).toContain("b".repeat(20_000));
+      expect(own.buffer.detached).toBe(true);
+      expect(own.byteLength).toBe(0);
+      expect(shared.buffer.detached).toBe(false);
+      expect(view.byteLength).toBe(20_000);
+    }
+  });
+
+  test("a chunk is not released when the write failed (the client went away)", async () => {
+    const own = new Uint8Array(20_000).fill(0x61);
+    const failing: ByteSink = {
+      write: async (d) => {
+        if (typeof d !== "string" && d.byteLength === 20_000) throw new Error("closed");
+      },
+    };
+    await expect(
+      writeUpstreamResponse(failing, res({ contentLength: 20_000, body: stream([own]) }), opts()),
+    ).rejects.toThrow("closed");
+    expect(own.buffer.detached).toBe(false);
   });
 
   test("a small body of known length: head and body in one write (one TLS record)", async () => {
