@@ -1,10 +1,12 @@
 // loadgen: the benchmark's load generator and HTTPS upstream, in Go (standard library only).
 //
 //	loadgen serve -addr 127.0.0.2:0 -cert cert.pem -key key.pem
-//	    HTTPS upstream: "/" → 2-byte "ok"; "/bytes/<n>" → n bytes streamed in 64 KiB writes.
+//	    HTTPS upstream: "/" → 2-byte "ok"; "/bytes/<n>" → n bytes streamed in 64 KiB writes;
+//	    "/hold/<seconds>" → silent (no response head) for that long or until the client goes away;
+//	    "/holding" → how many /hold requests are being held now.
 //	    Prints "listening <port>" on stdout.
 //	loadgen load -url https://api.test:<p>/ [-proxy http://x:TOKEN@127.0.0.1:<port>] -ca proxy-ca.pem
-//	    [-resolve api.test=127.0.0.2] [-c 16] [-d 4s] [-keepalive=true] [-n 0] [-urls a,b,c]
+//	    [-resolve api.test=127.0.0.2] [-c 16] [-d 4s] [-keepalive=true] [-n 0] [-urls a,b,c] [-body]
 //	    Closed-loop load: c workers send requests back to back for d (or n requests in total, or
 //	    each of -urls once, sequentially). Prints one JSON object: requests, errors, rps, p50/p99 µs,
 //	    bytes, first error.
@@ -78,6 +80,21 @@ func serve(args []string) {
 			n -= m
 		}
 	})
+	var holding int64
+	mux.HandleFunc("/holding", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d", atomic.LoadInt64(&holding))
+	})
+	mux.HandleFunc("/hold/", func(w http.ResponseWriter, r *http.Request) {
+		atomic.AddInt64(&holding, 1)
+		defer atomic.AddInt64(&holding, -1)
+		secs, _ := strconv.ParseFloat(strings.TrimPrefix(r.URL.Path, "/hold/"), 64)
+		select {
+		case <-time.After(time.Duration(secs * float64(time.Second))):
+		case <-r.Context().Done():
+			return
+		}
+		w.Write([]byte("ok"))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/plain")
@@ -101,6 +118,7 @@ type result struct {
 	P99us      int64   `json:"p99_us"`
 	Bytes      int64   `json:"bytes"`
 	FirstError string  `json:"first_error,omitempty"`
+	Body       string  `json:"body,omitempty"`
 }
 
 func load(args []string) {
@@ -114,6 +132,7 @@ func load(args []string) {
 	d := fs.Duration("d", 4*time.Second, "duration")
 	n := fs.Int64("n", 0, "total requests (0: run for -d)")
 	keepalive := fs.Bool("keepalive", true, "reuse connections")
+	withBody := fs.Bool("body", false, "report the last response body (small bodies)")
 	fs.Parse(args)
 
 	pool := x509.NewCertPool()
@@ -163,7 +182,7 @@ func load(args []string) {
 		*c = 1
 	}
 	var reqs, errs, bytes int64
-	var firstErr atomic.Value
+	var firstErr, lastBody atomic.Value
 	lats := make([][]int64, *c)
 	start := time.Now()
 	deadline := start.Add(*d)
@@ -191,7 +210,14 @@ func load(args []string) {
 				resp, err := client.Get(u)
 				if err == nil {
 					var m int64
-					m, err = io.Copy(io.Discard, resp.Body)
+					if *withBody {
+						var b []byte
+						b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+						m = int64(len(b))
+						lastBody.Store(string(b))
+					} else {
+						m, err = io.Copy(io.Discard, resp.Body)
+					}
 					resp.Body.Close()
 					atomic.AddInt64(&bytes, m)
 					if err == nil && resp.StatusCode != 200 {
@@ -228,6 +254,9 @@ func load(args []string) {
 	r := result{Requests: reqs, Errors: errs, Seconds: el, RPS: float64(len(all)) / el, P50us: pct(0.5), P99us: pct(0.99), Bytes: bytes}
 	if v := firstErr.Load(); v != nil {
 		r.FirstError = v.(string)
+	}
+	if v := lastBody.Load(); v != nil {
+		r.Body = v.(string)
 	}
 	json.NewEncoder(os.Stdout).Encode(r)
 }

@@ -13,15 +13,22 @@ const pad = (n: number | bigint, w = 2) => String(n).padStart(w, "0");
 
 /** Go time.RFC3339Nano in UTC: fraction with trailing zeros trimmed, none for whole seconds. */
 export function rfc3339Nano(ns: bigint): string {
-  const ms = Number(ns / 1_000_000n);
-  const d = new Date(ms);
-  const frac = ns % 1_000_000_000n;
+  const sec = ns / 1_000_000_000n;
+  const frac = ns - sec * 1_000_000_000n;
   const f = frac === 0n ? "" : "." + pad(frac, 9).replace(/0+$/, "");
-  return (
-    `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T` +
-    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}${f}Z`
-  );
+  if (sec !== cachedSecond) {
+    // the date and time up to the second change once a second: formatted once
+    const d = new Date(Number(sec) * 1000);
+    cachedSecond = sec;
+    cachedSecondText =
+      `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T` +
+      `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  }
+  return `${cachedSecondText}${f}Z`;
 }
+
+let cachedSecond = -1n;
+let cachedSecondText = "";
 
 /** An entry's `ts` in nanoseconds since the epoch (for the OTLP export's timeUnixNano). */
 export function entryTsNs(ts: AuditEntry["ts"]): bigint {
@@ -42,11 +49,41 @@ export interface LineContext {
 
 type Value = string | number | boolean | string[];
 
+/**
+ * Characters Go's json.Encoder writes as they are (printable ASCII but `"`, `\`, `<`, `>`, `&`): a
+ * string made only of them is quoted without going through the escaper — every audit value of an
+ * ordinary request (ids, methods, hosts, paths, statuses) is.
+ */
+const JSON_PLAIN = /^[ !#-%'-;=?-[\]-~]*$/;
+
+function jsonString(s: string): string {
+  return JSON_PLAIN.test(s) ? `"${s}"` : goJsonString(s);
+}
+
 function encodeValue(v: Value): string {
-  if (typeof v === "string") return goJsonString(v);
+  if (typeof v === "string") return jsonString(v);
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   return "[" + v.map(goJsonString).join(",") + "]";
 }
+
+/** The context's values, encoded once per context object (they are the same on every line). */
+function encodedContext(ctx: LineContext): { proxyId: string; authMode: string } {
+  let c = contexts.get(ctx);
+  if (c === undefined || c.for !== ctx.proxyId || c.forAuth !== ctx.authMode) {
+    c = {
+      for: ctx.proxyId,
+      forAuth: ctx.authMode,
+      proxyId: jsonString(ctx.proxyId),
+      authMode: ctx.authMode ? jsonString(ctx.authMode) : "",
+    };
+    contexts.set(ctx, c);
+  }
+  return c;
+}
+const contexts = new WeakMap<
+  LineContext,
+  { for: string; forAuth: string | undefined; proxyId: string; authMode: string }
+>();
 
 /**
  * One audit line with its trailing newline. `prevSha256` (hash chain, PHASE2 §17) is the last key;
@@ -59,24 +96,21 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: st
       : typeof e.ts === "string"
         ? e.ts
         : rfc3339Nano(BigInt(e.ts.getTime()) * 1_000_000n);
-  const f: Array<[string, Value]> = [
-    ["schema_version", 1],
-    ["ts", ts],
-    ["proxy_id", ctx.proxyId],
-    ["request_id", e.requestId],
-    ["client_ip", e.clientIp],
-    ["method", e.method],
-    ["host", e.host],
-    ["path", e.path],
-  ];
-  if (e.service) f.push(["service", e.service]);
-  if (e.credentialHandle) f.push(["credential_handle", e.credentialHandle]);
-  if (e.injectionPoint) f.push(["injection_point", e.injectionPoint]);
-  f.push(["status", e.status]);
-  if (e.upstreamStatus) f.push(["upstream_status", e.upstreamStatus]);
-  f.push(["latency_ms", e.latencyMs]);
-  if (ctx.authMode) f.push(["auth_mode", ctx.authMode]);
+  // keys are constants: written as they are (none needs escaping), values through jsonString
+  const c = encodedContext(ctx);
+  let out =
+    `{"schema_version":1,"ts":${jsonString(ts)},"proxy_id":${c.proxyId}` +
+    `,"request_id":${jsonString(e.requestId)},"client_ip":${jsonString(e.clientIp)}` +
+    `,"method":${jsonString(e.method)},"host":${jsonString(e.host)},"path":${jsonString(e.path)}`;
+  if (e.service) out += `,"service":${jsonString(e.service)}`;
+  if (e.credentialHandle) out += `,"credential_handle":${jsonString(e.credentialHandle)}`;
+  if (e.injectionPoint) out += `,"injection_point":${jsonString(e.injectionPoint)}`;
+  out += `,"status":${jsonString(e.status)}`;
+  if (e.upstreamStatus) out += `,"upstream_status":${encodeValue(e.upstreamStatus)}`;
+  out += `,"latency_ms":${encodeValue(e.latencyMs)}`;
+  if (ctx.authMode) out += `,"auth_mode":${c.authMode}`;
   // Phase 2 keys, PHASE2 §1.5 order.
+  const f: Array<[string, Value]> = [];
   if (e.protocol) f.push(["protocol", e.protocol]);
   if (e.upstreamProtocol) f.push(["upstream_protocol", e.upstreamProtocol]);
   if (e.workload) f.push(["workload", e.workload]);
@@ -88,10 +122,6 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: st
   if (e.credentialHandles?.length) f.push(["credential_handles", e.credentialHandles]);
   if (e.injectionPoints?.length) f.push(["injection_points", e.injectionPoints]);
   if (prevSha256) f.push(["prev_sha256", prevSha256]);
-  let out = "{";
-  for (let i = 0; i < f.length; i++) {
-    const [k, v] = f[i]!;
-    out += (i ? "," : "") + goJsonString(k) + ":" + encodeValue(v);
-  }
+  for (const [k, v] of f) out += `,"${k}":${encodeValue(v)}`;
   return out + "}\n";
 }

@@ -4,7 +4,8 @@
 //
 // Writer semantics (documented in docs/CONTRACT.md §11 "Ours" and §18.16):
 // - write() never blocks the request path: the encoded line is queued and a flush is scheduled
-//   (lines accepted in the same event-loop turn go out in one write()).
+//   (lines accepted in the same event-loop turn go out in one write(); under load, at most one write
+//   per MIN_WRITE_INTERVAL_MS carries the lines of several turns).
 // - Nothing accepted is ever dropped. The queue is bounded by admission: the data path calls
 //   admit() before it handles a request, which reserves room for that request's one line; admit()
 //   is false once queued + reserved lines reach QUEUE_MAX_LINES, or queued bytes (each reservation
@@ -37,6 +38,13 @@ export const QUEUE_MAX_BYTES = 32 * 1024 * 1024;
 export const RESERVED_LINE_BYTES = 1024;
 export const CLOSE_GRACE_MS = 2_000;
 export const RETRY_MS = 250;
+/**
+ * Under load, a write at most this often (unless QUEUE_FLUSH_BYTES are waiting): the lines of several
+ * event-loop turns share one write — each write is a round trip through the runtime's thread pool.
+ * The first line after a pause is written at the end of its turn, as before.
+ */
+export const MIN_WRITE_INTERVAL_MS = 2;
+const QUEUE_FLUSH_BYTES = 64 * 1024;
 
 export interface WriterOptions {
   maxLines?: number;
@@ -173,19 +181,45 @@ export class AsyncAuditWriter implements AuditSink {
     this.schedule();
   }
 
+  private lastWrite = 0;
+  /** The interval's timer while a write waits for it. */
+  private intervalTimer: ReturnType<typeof setTimeout> | null = null;
+
   private schedule(): void {
+    if (this.intervalTimer && this.queueBytes >= QUEUE_FLUSH_BYTES) {
+      // enough waiting: no need to wait for the interval
+      clearTimeout(this.intervalTimer);
+      this.intervalTimer = null;
+      this.scheduled = false;
+    }
     if (this.scheduled || this.writing) return;
     this.scheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.scheduled = false;
+      this.intervalTimer = null;
       void this.pump();
-    });
+    };
+    const wait = this.lastWrite + MIN_WRITE_INTERVAL_MS - performance.now();
+    if (wait > 0 && this.queueBytes < QUEUE_FLUSH_BYTES && !this.closed) this.intervalTimer = setTimeout(run, wait);
+    else setImmediate(run);
   }
 
   private async pump(): Promise<void> {
     if (this.writing) return;
     this.writing = true;
     while (this.queue.length > 0 || this.handedLines > 0) {
+      if (
+        this.handedLines === 0 &&
+        this.queueBytes < QUEUE_FLUSH_BYTES &&
+        !this.closed &&
+        performance.now() - this.lastWrite < MIN_WRITE_INTERVAL_MS
+      ) {
+        // lines that came while the last write was under way: they wait for the next interval
+        this.writing = false;
+        this.schedule();
+        return;
+      }
+      this.lastWrite = performance.now();
       const lines = this.queue;
       this.handedLines += lines.length;
       this.handedBytes += this.queueBytes;

@@ -103,12 +103,33 @@ export function parseRequestHead(text: string, maxCount: number): ParseError | {
     if (BAD_VALUE.test(value)) return { kind: "error", status: 400, reason: "invalid header value" };
     headers.push([name, value]);
   }
-  const get = (n: string) => headers.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
+  // the fields that decide framing and persistence, in one pass over the lower-cased names
+  let hosts = 0;
+  const te: string[] = [];
+  const cl: string[] = [];
+  const connection: string[] = [];
+  for (let i = 0; i < headers.length; i++) {
+    const [k, v] = headers[i]!;
+    switch (k.length) {
+      case 4:
+        if (k.toLowerCase() === "host") hosts++;
+        break;
+      case 10:
+        if (k.toLowerCase() === "connection") connection.push(v);
+        break;
+      case 14:
+        if (k.toLowerCase() === "content-length") cl.push(v);
+        break;
+      case 17:
+        if (k.toLowerCase() === "transfer-encoding") te.push(v);
+        break;
+    }
+  }
   // A missing Host (RFC 9112 §3.2 says 400) is left to the decision: the reference denies it as host "".
-  if (get("host").length > 1) return { kind: "error", status: 400, reason: "too many Host headers" };
-  const framing = bodyFraming(get("transfer-encoding"), get("content-length"), version);
+  if (hosts > 1) return { kind: "error", status: 400, reason: "too many Host headers" };
+  const framing = bodyFraming(te, cl, version);
   if ("status" in framing) return framing;
-  const conn = get("connection")
+  const conn = connection
     .join(",")
     .toLowerCase()
     .split(",")

@@ -97,6 +97,30 @@ export interface RespondOptions {
   announce: (close: boolean) => boolean;
 }
 
+/**
+ * Give a relayed chunk's memory back now rather than at the next garbage collection: the HTTP client
+ * hands over a buffer per chunk (64 KiB – 1 MiB), and a 100 MiB body streamed between two
+ * collections held tens of MiB of them (docs/PERFORMANCE.md). Only a chunk that is the whole of its
+ * ArrayBuffer is released (nothing else can view it); `out.write` resolved, so the socket took it.
+ */
+function release(chunk: Uint8Array): void {
+  const b = chunk.buffer;
+  if (chunk.byteOffset === 0 && chunk.byteLength === b.byteLength && b instanceof ArrayBuffer && !b.detached)
+    (b as ArrayBuffer & { transfer(n: number): ArrayBuffer }).transfer(0);
+}
+
+/** The body, stopping once more than `limit` bytes arrived (an overlong upstream). */
+async function readAtMost(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  for await (const chunk of body) {
+    got += chunk.byteLength;
+    parts.push(chunk);
+    if (got > limit) break;
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
 /** Responses with a Content-Length up to this are written head and body in one go. */
 const COALESCE_MAX_BYTES = 16 * 1024;
 
@@ -138,7 +162,11 @@ function upstreamHead(res: UpstreamHead, opts: RespondOptions): { head: string; 
  */
 export async function writeUpstreamResponse(
   out: ByteSink,
-  res: UpstreamHead & { body: ReadableStream<Uint8Array> | null },
+  res: UpstreamHead & {
+    body: ReadableStream<Uint8Array> | null;
+    /** The whole body at once (the HTTP client's own buffering), when the source has it. */
+    readAll?: () => Promise<Uint8Array>;
+  },
   opts: RespondOptions,
 ): Promise<boolean> {
   const noBody = opts.method === "HEAD" || noBodyStatus(res.status);
@@ -146,16 +174,14 @@ export async function writeUpstreamResponse(
   if (!noBody && res.body && res.contentLength !== null && res.contentLength <= COALESCE_MAX_BYTES) {
     // A small body of known length: one write (one TLS record) for head and body instead of two or
     // more. The head waits for at most COALESCE_MAX_BYTES the upstream has already announced.
-    const parts: Uint8Array[] = [];
-    let got = 0;
-    for await (const chunk of res.body) {
-      got += chunk.byteLength;
-      parts.push(chunk);
-      if (got > res.contentLength) break;
-    }
-    const body = Buffer.concat(parts);
-    const n = Math.min(body.byteLength, res.contentLength);
-    await out.write(Buffer.concat([Buffer.from(head, "latin1"), body.subarray(0, n)]));
+    const body = res.readAll ? await res.readAll() : await readAtMost(res.body, res.contentLength);
+    const got = body.byteLength;
+    const n = Math.min(got, res.contentLength);
+    const headLen = head.length;
+    const msg = Buffer.allocUnsafe(headLen + n);
+    msg.write(head, 0, headLen, "latin1");
+    msg.set(n === got ? body : body.subarray(0, n), headLen);
+    await out.write(msg);
     return got === res.contentLength && !close; // truncated or overlong upstream: framing is broken, close
   }
   await out.write(head);
@@ -167,9 +193,19 @@ export async function writeUpstreamResponse(
   for await (const chunk of res.body) {
     if (chunk.byteLength === 0) continue;
     sent += chunk.byteLength;
-    if (chunked)
-      await out.write(Buffer.concat([Buffer.from(`${chunk.byteLength.toString(16)}\r\n`), chunk, Buffer.from("\r\n")]));
-    else await out.write(chunk);
+    if (chunked) {
+      // one pre-sized buffer: size line, data, CRLF (one copy of the data, one write, one TLS record)
+      const size = `${chunk.byteLength.toString(16)}\r\n`;
+      const framed = Buffer.allocUnsafe(size.length + chunk.byteLength + 2);
+      framed.write(size, 0, "latin1");
+      framed.set(chunk, size.length);
+      framed.write("\r\n", size.length + chunk.byteLength, "latin1");
+      release(chunk);
+      await out.write(framed);
+    } else {
+      await out.write(chunk);
+      release(chunk);
+    }
   }
   if (chunked) await out.write("0\r\n\r\n");
   if (res.contentLength !== null && sent !== res.contentLength) return false; // truncated upstream: close

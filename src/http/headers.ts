@@ -18,24 +18,56 @@ export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\uffff]*$/;
 
 /** Go textproto.CanonicalMIMEHeaderKey. */
 export function canonicalHeaderName(name: string): string {
-  if (!TOKEN.test(name)) return name;
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+  const known = canonicalCache.get(name);
+  if (known !== undefined) return known;
+  const c = TOKEN.test(name)
+    ? name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase())
+    : name;
+  if (name.length <= 64) {
+    if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
+    canonicalCache.set(name, c);
+  }
+  return c;
+}
+
+/** Header names repeat (every response of an upstream carries the same few): canonical forms cached
+ * (names of up to 64 characters, 512 of them). */
+const canonicalCache = new Map<string, string>();
+const CANONICAL_CACHE_MAX = 512;
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * Whether `k` lowercases to `lower` (itself lowercase). Most names differ in length and are rejected
+ * without allocating; only a non-ASCII name can lowercase to another length (`İ` → `i̇`).
+ */
+function sameName(k: string, lower: string): boolean {
+  if (k.length !== lower.length && !NON_ASCII.test(k)) return false;
+  return k === lower || k.toLowerCase() === lower;
 }
 
 export function getHeader(h: Headers, name: string): string | undefined {
   const n = name.toLowerCase();
-  for (const [k, v] of h) if (k.toLowerCase() === n) return v;
+  for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    if (sameName(e[0], n)) return e[1];
+  }
   return undefined;
 }
 
 export function getHeaders(h: Headers, name: string): string[] {
   const n = name.toLowerCase();
-  return h.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
+  const out: string[] = [];
+  for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    if (sameName(e[0], n)) out.push(e[1]);
+  }
+  return out;
 }
 
 export function deleteHeader(h: Headers, name: string): Headers {
   const n = name.toLowerCase();
-  return h.filter(([k]) => k.toLowerCase() !== n);
+  return h.filter(([k]) => !sameName(k, n));
 }
 
 /** Replace every value of `name` by one (kept at the first occurrence's position, else appended). */
@@ -43,13 +75,40 @@ export function setHeader(h: Headers, name: string, value: string): Headers {
   const n = name.toLowerCase();
   const out: Headers = [];
   let placed = false;
-  for (const [k, v] of h) {
-    if (k.toLowerCase() !== n) out.push([k, v]);
+  for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    if (!sameName(e[0], n)) out.push([e[0], e[1]]);
     else if (!placed) {
       out.push([name, value]);
       placed = true;
     }
   }
   if (!placed) out.push([name, value]);
+  return out;
+}
+
+/**
+ * `setHeader` for each of `set` (in order) after `deleteHeader` for each of `remove`, in one pass
+ * and one copy: the same list, field for field.
+ */
+export function editHeaders(h: Headers, remove: readonly string[], set: ReadonlyArray<[string, string]>): Headers {
+  const drop = remove.map((n) => n.toLowerCase());
+  const names = set.map(([n]) => n.toLowerCase());
+  const placed = set.map(() => false);
+  const out: Headers = [];
+  next: for (let i = 0; i < h.length; i++) {
+    const e = h[i]!;
+    for (let j = 0; j < drop.length; j++) if (sameName(e[0], drop[j]!)) continue next;
+    for (let j = 0; j < names.length; j++) {
+      if (!sameName(e[0], names[j]!)) continue;
+      if (!placed[j]) {
+        out.push([set[j]![0], set[j]![1]]);
+        placed[j] = true;
+      }
+      continue next;
+    }
+    out.push([e[0], e[1]]);
+  }
+  for (let j = 0; j < set.length; j++) if (!placed[j]) out.push([set[j]![0], set[j]![1]]);
   return out;
 }

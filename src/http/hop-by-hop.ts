@@ -6,16 +6,22 @@ const HOP_BY_HOP = ["connection", "keep-alive", "te", "trailer", "transfer-encod
 
 /** §18.8: drop hop-by-hop fields (and those named by Connection), Proxy-*, X-Clef-Service. */
 export function stripHopByHop(headers: Headers, opts: { upgrade?: boolean } = {}): Headers {
-  const named = new Set<string>();
+  let named: Set<string> | null = null;
   for (const v of getHeaders(headers, "connection"))
-    for (const t of v.split(",")) if (t.trim()) named.add(t.trim().toLowerCase());
-  return headers.filter(([k]) => {
-    const n = k.toLowerCase();
-    if (opts.upgrade && (n === "upgrade" || n === "connection")) return true;
-    if (HOP_BY_HOP.includes(n) || n.startsWith("proxy-") || n === "x-clef-service") return false;
-    if (named.has(n) && !(opts.upgrade && n === "upgrade")) return false;
-    return true;
-  });
+    for (const t of v.split(",")) if (t.trim()) (named ??= new Set()).add(t.trim().toLowerCase());
+  const out: Headers = [];
+  for (let i = 0; i < headers.length; i++) {
+    const e = headers[i]!;
+    const n = e[0].toLowerCase();
+    if (opts.upgrade && (n === "upgrade" || n === "connection")) {
+      out.push(e);
+      continue;
+    }
+    if (HOP_BY_HOP.includes(n) || n.startsWith("proxy-") || n === "x-clef-service") continue;
+    if (named?.has(n) && !(opts.upgrade && n === "upgrade")) continue;
+    out.push(e);
+  }
+  return out;
 }
 
 /** Fields of an upstream response that never reach the client as they are (framing is redone). */

@@ -72,8 +72,13 @@ export function hostAsSent(head: RequestHead): string {
   return getHeader(head.headers, "host") ?? "";
 }
 
-export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Policy): Decision {
-  const sent = hostAsSent(head);
+/** `sent`: hostAsSent(head), when the caller already has it. */
+export function decide(
+  head: RequestHead,
+  tunnel: TunnelFacts | null,
+  policy: Policy,
+  sent: string = hostAsSent(head),
+): Decision {
   // R1: the request-target and the method
   const target = parseRequestTarget(head.target);
   if ("error" in target) return refuse(refusals.badRequestTarget(target.error));
@@ -154,9 +159,20 @@ export function decide(head: RequestHead, tunnel: TunnelFacts | null, policy: Po
 
 /** A host name or IP literal with an optional port 1-65535 (Host header, absolute-form authority). */
 function validAuthority(value: string): boolean {
-  const port = splitAuthority(value).port;
-  return value !== "" && isValidRequestHost(value) && (port === "" || isValidPort(port));
+  // every request of a connection names the same host: the answer is remembered (bounded: 1,024
+  // values of at most 255 characters, the longest DNS name)
+  let ok = validAuthorities.get(value);
+  if (ok === undefined) {
+    const port = splitAuthority(value).port;
+    ok = value !== "" && isValidRequestHost(value) && (port === "" || isValidPort(port));
+    if (value.length <= 255) {
+      if (validAuthorities.size >= 1024) validAuthorities.clear();
+      validAuthorities.set(value, ok);
+    }
+  }
+  return ok;
 }
+const validAuthorities = new Map<string, boolean>();
 
 function refuse(refusal: Refusal): Decision {
   return { kind: "refuse", refusal };

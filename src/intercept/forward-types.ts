@@ -29,11 +29,19 @@ export interface UpstreamRequest {
   /** The corporate proxy for this destination, or null for a direct connection. */
   proxy: ProxyChoice | null;
   signal: AbortSignal;
+  /**
+   * `signal`'s controller, when the caller lets the forwarder abort it too (the first-byte
+   * timeout): saves a second controller linked to the first. Aborting it means the same as the
+   * client going away, except that a timeout is reported as one.
+   */
+  controller?: AbortController;
 }
 
 export interface UpstreamResponse extends UpstreamHead {
   /** null for HEAD/1xx/204/304. */
   body: ReadableStream<Uint8Array> | null;
+  /** The whole body at once (a small body of known length: one call instead of a stream's reads). */
+  readAll?: () => Promise<Uint8Array>;
   /** Give the request's upstream slot back (after the body was relayed or abandoned). */
   release(): void;
 }

@@ -7,7 +7,7 @@
 // - at most UPSTREAM_MAX_PER_ORIGIN requests per origin in fetch (./scheduler.ts);
 // - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
-import { GO_USER_AGENT, type Headers } from "../http/headers.ts";
+import { GO_USER_AGENT, getHeader, type Headers } from "../http/headers.ts";
 import { series } from "../metrics/series.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
@@ -27,7 +27,9 @@ export function upstreamUrl(scheme: "http" | "https", host: string, port: number
   if (!pathAndQuery.startsWith("/")) throw new UpstreamError("request-target rejected");
   const base = `${scheme}://${hostPort(host, port)}`;
   const href = base + pathAndQuery;
-  const expected = new URL(`${base}/`);
+  // Always parsed back (§18.20), whatever the path looks like: the check is the point, not a proof
+  // that it could be skipped. Only the expected origin is parsed once per origin.
+  const expected = expectedOrigin(base);
   let u: URL;
   try {
     u = new URL(href);
@@ -39,12 +41,37 @@ export function upstreamUrl(scheme: "http" | "https", host: string, port: number
   return href;
 }
 
+/** isIP(host) !== 0, without the parse for the common case: a name (no colon, not dotted digits). */
+function isIpLiteral(host: string): boolean {
+  if (!host.includes(":") && !DOTTED_DIGITS.test(host)) return false;
+  return isIP(host) !== 0;
+}
+const DOTTED_DIGITS = /^[0-9.]+$/;
+
+interface Origin {
+  protocol: string;
+  host: string;
+}
+
+/** `new URL(base + "/")`'s protocol and host, parsed once per origin (bounded). */
+function expectedOrigin(base: string): Origin {
+  let e = expectedCache.get(base);
+  if (e === undefined) {
+    const u = new URL(`${base}/`);
+    e = { protocol: u.protocol, host: u.host };
+    if (expectedCache.size >= 1024) expectedCache.clear();
+    expectedCache.set(base, e);
+  }
+  return e;
+}
+const expectedCache = new Map<string, Origin>();
+
 function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): RequestInit {
   const headers = new globalThis.Headers();
   for (const [k, v] of req.headers) headers.append(k, v);
   // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
   // workload sent none, and upstreams see that one (some APIs refuse requests without a UA).
-  if (!headers.has("user-agent")) headers.set("user-agent", GO_USER_AGENT);
+  if (getHeader(req.headers, "user-agent") === undefined) headers.set("user-agent", GO_USER_AGENT);
   const init: RequestInit & Record<string, unknown> = {
     method: req.method,
     headers,
@@ -52,7 +79,7 @@ function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null
     decompress: false,
     signal,
     // the runtime's default trust store (./trust.ts); the name verified is the real one
-    tls: isIP(req.host) ? {} : { serverName: req.host },
+    tls: isIpLiteral(req.host) ? {} : { serverName: req.host },
   };
   if (body) {
     init.body = body;
@@ -115,21 +142,30 @@ export function createForwarder(): Forwarder & { scheduler: Scheduler } {
       // One controller per request: the client going away aborts it (body included); the first-byte
       // timer (waiting for a slot included) runs only until the response head — a plain timer,
       // cleared at once, not AbortSignal.timeout (which would keep a 300 s timer alive per request).
-      const ac = new AbortController();
-      if (req.signal.aborted) ac.abort();
-      else req.signal.addEventListener("abort", () => ac.abort(), { once: true });
+      // The caller's controller when it hands it over (one controller per request, not two linked).
+      let ac = req.controller;
+      if (!ac) {
+        const own = new AbortController();
+        if (req.signal.aborted) own.abort();
+        else req.signal.addEventListener("abort", () => own.abort(), { once: true });
+        ac = own;
+      }
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
         ac.abort();
       }, UPSTREAM_FIRST_BYTE_TIMEOUT_MS);
+      const signal = ac.signal;
       let release: (() => void) | undefined;
       try {
-        release = await scheduler.acquire(`${req.scheme}://${hostPort(req.host, req.port)}`, ac.signal).catch(() => {
+        const origin = `${req.scheme}://${hostPort(req.host, req.port)}`;
+        // a free slot is taken at once (no promise); otherwise wait in the origin's queue
+        release = (!signal.aborted && scheduler.tryAcquire(origin)) || undefined;
+        release ??= await scheduler.acquire(origin, signal).catch(() => {
           throw new UpstreamError(timedOut ? FIRST_BYTE_TIMEOUT : "request cancelled");
         });
         const sent = performance.now();
-        const res = await attempt(req, ac.signal, () => timedOut);
+        const res = await attempt(req, signal, () => timedOut);
         series.upstreamTtfb.observe(undefined, (performance.now() - sent) / 1000);
         const cl = res.headers.get("content-length");
         const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
@@ -141,6 +177,7 @@ export function createForwarder(): Forwarder & { scheduler: Scheduler } {
           statusText: res.statusText,
           headers: responseHeaders(res),
           body: noBody ? null : res.body,
+          readAll: () => res.bytes(),
           contentLength: cl !== null && /^\d+$/.test(cl) ? Number(cl) : null,
           release: done,
         };

@@ -17,6 +17,7 @@ import { createForwarder } from "./forward.ts";
 import { AUTH_DEADLINE_MS, MAX_CONNECTIONS, MAX_UNAUTHENTICATED } from "./limits.ts";
 import type { RequestScope } from "./request-scope.ts";
 import { createSocketHandlers } from "./socket-handlers.ts";
+import { releaseStartupPages } from "./startup-pages.ts";
 import { checkTrustEnv } from "./trust.ts";
 import {
   BindError,
@@ -163,6 +164,8 @@ export async function bindListener(port: number): Promise<Listener> {
         socketHandlers: handlers,
       };
       for (const run of startWaiters.splice(0)) run();
+      // start-up is over: the executable's pages it touched go back to the kernel (./startup-pages.ts)
+      setTimeout(() => void releaseStartupPages(), 0);
     },
     stopAccepting() {
       server.stop(false);

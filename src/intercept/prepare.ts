@@ -4,10 +4,10 @@
 //   R12 inject it, and build the upstream header list (hop-by-hop stripped, request id set).
 // Each step's failure is a refusal from ./refusal.ts; nothing here writes to the client.
 import { CredentialError } from "../agent/types.ts";
-import { deleteHeader, type Headers, setHeader } from "../http/headers.ts";
+import { editHeaders, type Headers } from "../http/headers.ts";
 import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
-import { info } from "../log/slog.ts";
+import { infoSoon } from "../log/slog.ts";
 import { NetguardError, NotResolvedError } from "../netguard/index.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Route } from "./decide.ts";
@@ -50,26 +50,42 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   // The Host upstream is always the decided one, set after stripping: `Connection: Host` must not
   // remove it (fetch would then send the dialled address, and a virtual-hosting upstream could route
   // the credential to another tenant).
-  let headers = stripHopByHop(req.head.headers, { upgrade: route.websocket });
-  headers = deleteHeader(headers, "expect");
-  headers = setHeader(headers, "Host", route.hostHeader);
-  headers = setHeader(headers, "X-Clef-Request-Id", req.id);
+  const headers = editHeaders(
+    stripHopByHop(req.head.headers, { upgrade: route.websocket }),
+    ["expect"],
+    [
+      ["Host", route.hostHeader],
+      ["X-Clef-Request-Id", req.id],
+    ],
+  );
   if (!service) {
-    info("passthrough", req.logBase());
+    infoSoon("passthrough", req.logBase());
     return { headers, pathAndQuery: route.pathAndQuery, addresses, proxy, fields: route.fields };
   }
 
   // R11: the secrets (all handles at once; the first failure decides, naming its handle)
   let secrets: Map<string, string>;
   try {
-    const values = await Promise.all(
-      route.handles.map((h) =>
-        serving.deps.credentials.secret(h.namespace, h.key).catch((error: unknown) => {
-          throw new SecretFailure(h, error);
-        }),
-      ),
-    );
-    secrets = new Map(route.handles.map((h, i) => [h.handle, values[i]!]));
+    if (route.handles.length === 1) {
+      // the usual service: one handle, awaited as is (no Promise.all, no per-handle closures)
+      const h = route.handles[0]!;
+      let value: string;
+      try {
+        value = await serving.deps.credentials.secret(h.namespace, h.key);
+      } catch (error) {
+        throw new SecretFailure(h, error);
+      }
+      secrets = new Map([[h.handle, value]]);
+    } else {
+      const values = await Promise.all(
+        route.handles.map((h) =>
+          serving.deps.credentials.secret(h.namespace, h.key).catch((error: unknown) => {
+            throw new SecretFailure(h, error);
+          }),
+        ),
+      );
+      secrets = new Map(route.handles.map((h, i) => [h.handle, values[i]!]));
+    }
   } catch (e) {
     return secretRefusal(route, e as SecretFailure);
   }
@@ -79,12 +95,12 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
     const inj = injectAll(service, secrets, headers, route.pathAndQuery);
     const point = inj.injectionPoint;
     if (inj.overwrote)
-      info("overwrote pre-set value at injection point", [
+      infoSoon("overwrote pre-set value at injection point", [
         ...req.logBase(),
         ["service", service.name],
         ["injection_point", point],
       ]);
-    info("injected", [
+    infoSoon("injected", [
       ...req.logBase(),
       ["service", service.name],
       ["credential", service.auth.credential],

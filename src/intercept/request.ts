@@ -5,7 +5,7 @@ import { BodyError, BodyReader } from "../http/body.ts";
 import type { RequestHead } from "../http/h1-request.ts";
 import { announceClose, errorResponse, jsonResponse, writeUpstreamResponse } from "../http/h1-response.ts";
 import { getHeader } from "../http/headers.ts";
-import { error, log } from "../log/slog.ts";
+import { error, logSoon } from "../log/slog.ts";
 import type { Conn } from "./conn.ts";
 import { decide, type Route, type TunnelFacts } from "./decide.ts";
 import type { UpstreamResponse } from "./forward-types.ts";
@@ -27,7 +27,7 @@ export async function handleRequest(
   if (!serving.deps.audit.admit()) return refuse(serving, conn, head, tunnel, body, refusals.auditBackpressure(), null);
   const req = new RequestScope(serving, conn, head, tunnel);
   try {
-    const d = decide(head, tunnel, serving.policy);
+    const d = decide(head, tunnel, serving.policy, req.host);
     if (d.kind === "refuse") return await refuse(serving, conn, head, tunnel, body, d.refusal, req);
     req.fields = d.route.fields;
     const prepared = await prepare(req, d.route);
@@ -59,7 +59,7 @@ async function refuse(
   r: Refusal,
   req: RequestScope | null,
 ): Promise<boolean> {
-  if (r.log && req) log(r.log.level, r.log.msg, [...req.logBase(), ...r.log.attrs]);
+  if (r.log && req) logSoon(r.log.level, r.log.msg, [...req.logBase(), ...r.log.attrs]);
   let keepAlive = !r.close;
   if (keepAlive && !body.finished && !(await body.discard(MAX_DISCARD_BYTES).catch(() => false))) keepAlive = false;
   const close = closing(serving, conn, head, keepAlive);
@@ -97,6 +97,7 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
     addresses: prepared.addresses,
     proxy: prepared.proxy,
     signal: abort.signal,
+    controller: abort,
   };
   try {
     if (route.websocket) return await relayWebSocket(req, upstreamReq, okStatus);

@@ -23,6 +23,11 @@ export class Scheduler {
     return { inFlight: this.inFlight, waiting: w };
   }
 
+  /** A slot for `origin` now (its release function), or null when the caller has to wait (acquire). */
+  tryAcquire(origin: string): (() => void) | null {
+    return this.canRun(origin) ? this.take(origin) : null;
+  }
+
   /** Wait for a slot for `origin`; resolves with its release function. Rejects when `signal` aborts. */
   acquire(origin: string, signal: AbortSignal): Promise<() => void> {
     if (signal.aborted) return Promise.reject(signal.reason);

@@ -13,7 +13,8 @@ function safeCode(code: unknown): string {
 }
 
 export function hostPort(host: string, port: number): string {
-  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  // only a string with a colon can be an IPv6 literal (most hosts are names: no parse)
+  return `${host.includes(":") && isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
 const CERT = /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|UNTRUSTED|ISSUER|SIGNATURE|EXPIRED|VERIFY/;

@@ -1,6 +1,7 @@
 // src/audit/encode.ts: the Phase 2 keys (PHASE2 §1.5) after auth_mode, in order, omitted when empty.
 import { describe, expect, test } from "bun:test";
 import { encodeAuditLine, entryTsNs, rfc3339Nano } from "../../../src/audit/encode.ts";
+import { goJsonString } from "../../../src/gojson/encode.ts";
 import type { AuditEntry } from "../../../src/audit/types.ts";
 
 const base: AuditEntry = {
@@ -90,5 +91,73 @@ describe("entryTsNs", () => {
     expect(entryTsNs(new Date(1795384051024))).toBe(1795384051024000000n);
     expect(entryTsNs("2026-11-22T21:47:31Z")).toBe(BigInt(Date.parse("2026-11-22T21:47:31Z")) * 1_000_000n);
     expect(entryTsNs("garbage")).toBe(0n);
+  });
+});
+
+describe("fast paths (plain strings quoted as they are, the date formatted once a second)", () => {
+  // the encoder before its fast paths: every key and value through goJsonString, the date from scratch
+  const pad = (n: number | bigint, w = 2) => String(n).padStart(w, "0");
+  const slowTs = (ns: bigint) => {
+    const d = new Date(Number(ns / 1_000_000n));
+    const frac = ns % 1_000_000_000n;
+    const f = frac === 0n ? "" : "." + pad(frac, 9).replace(/0+$/, "");
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}${f}Z`;
+  };
+  const slowLine = (e: AuditEntry, proxyId: string, authMode?: string) => {
+    const f: Array<[string, string | number]> = [
+      ["schema_version", 1],
+      ["ts", slowTs(e.ts as bigint)],
+      ["proxy_id", proxyId],
+      ["request_id", e.requestId],
+      ["client_ip", e.clientIp],
+      ["method", e.method],
+      ["host", e.host],
+      ["path", e.path],
+    ];
+    if (e.service) f.push(["service", e.service]);
+    f.push(["status", e.status]);
+    if (e.upstreamStatus) f.push(["upstream_status", e.upstreamStatus]);
+    f.push(["latency_ms", e.latencyMs]);
+    if (authMode) f.push(["auth_mode", authMode]);
+    if (e.reason) f.push(["reason", e.reason]);
+    return `{${f.map(([k, v]) => `${goJsonString(k)}:${typeof v === "number" ? v : goJsonString(v)}`).join(",")}}\n`;
+  };
+
+  test("every value, with or without characters to escape, encodes as through the escaper", () => {
+    const alphabet = ["a", "Z", "0", " ", "/", "%", "=", "?", "[", "]", "~", "{", "'", '"', "\\", "<", ">", "&"];
+    const special = ["\n", "\x01", "\x7f", "é", "\u2028", "\ud800", "\udc00", "😀"];
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const str = () =>
+      Array.from({ length: rnd(9) }, () =>
+        rnd(5) === 0 ? special[rnd(special.length)] : alphabet[rnd(alphabet.length)],
+      ).join("");
+    for (let i = 0; i < 3000; i++) {
+      const e: AuditEntry = {
+        ts: BigInt(1_700_000_000 + rnd(100_000)) * 1_000_000_000n + BigInt(rnd(3) === 0 ? 0 : rnd(1_000_000_000)),
+        requestId: str(),
+        clientIp: str(),
+        method: str(),
+        host: str(),
+        path: str(),
+        status: "injected",
+        latencyMs: rnd(1000),
+        ...(rnd(2) ? { service: str() } : {}),
+        ...(rnd(2) ? { upstreamStatus: 200 } : {}),
+        ...(rnd(2) ? { reason: str() } : {}),
+      };
+      const proxyId = str();
+      const authMode = rnd(2) ? str() : undefined;
+      expect(encodeAuditLine(e, { proxyId, authMode })).toBe(slowLine(e, proxyId, authMode));
+    }
+  });
+
+  test("timestamps within a second and across seconds (the cached part changes with the second)", () => {
+    const t0 = 1795384051n * 1_000_000_000n;
+    for (const d of [0n, 1n, 999_999_999n, 1_000_000_000n, 500_000_000n, -1_000_000_000n, 86_400_000_000_000n, 5n])
+      expect(rfc3339Nano(t0 + d)).toBe(slowTs(t0 + d));
   });
 });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { CHAIN_ORIGIN, sha256Hex, verifyFiles } from "../../../src/audit/chain.ts";
 import { type Destination, FileDestination, stdoutProblem, type WriteFn } from "../../../src/audit/destination.ts";
 import { encodeAuditLine } from "../../../src/audit/encode.ts";
-import { AsyncAuditWriter, RESERVED_LINE_BYTES } from "../../../src/audit/sink.ts";
+import { AsyncAuditWriter, MIN_WRITE_INTERVAL_MS, RESERVED_LINE_BYTES } from "../../../src/audit/sink.ts";
 import type { AuditEntry } from "../../../src/audit/types.ts";
 import { setLogSink } from "../../../src/log/slog.ts";
 
@@ -248,5 +248,55 @@ describe("stdout checks", () => {
     expect(stdoutProblem("pos:\t0\nflags:\t01\n", null)).toBeNull(); // a pipe
     expect(stdoutProblem("pos:\t0\nflags:\t02\n", null)).toBeNull(); // O_RDWR, inherited
     expect(stdoutProblem(null, null)).toBeNull(); // no /proc (macOS)
+  });
+});
+
+describe("write batching under load (MIN_WRITE_INTERVAL_MS)", () => {
+  /** Counts the destination's writes. */
+  class CountingDestination extends GatedDestination {
+    writes: number[] = [];
+    override async write(lines: string[]): Promise<void> {
+      if (lines.length) this.writes.push(lines.length);
+      return super.write(lines);
+    }
+  }
+
+  test("the first line after a pause is written in the turn it came (no timer)", async () => {
+    const d = new CountingDestination();
+    const w = new AsyncAuditWriter(d, { proxyId: "p" });
+    w.write(entry(0));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(d.lines.length).toBe(1);
+  });
+
+  test("a line per turn for 40 ms: every line, in order, in far fewer writes than turns", async () => {
+    const d = new CountingDestination();
+    const w = new AsyncAuditWriter(d, { proxyId: "p" }, {});
+    let i = 0;
+    const t0 = performance.now();
+    const until = t0 + 40;
+    while (performance.now() < until) {
+      w.write(entry(i++));
+      await new Promise((r) => setImmediate(r));
+    }
+    await w.close(Date.now() + 1000);
+    const elapsed = performance.now() - t0;
+    expect(d.lines.map((l) => JSON.parse(l).request_id)).toEqual(Array.from({ length: i }, (_, k) => `id-${k}`));
+    // at most one write per interval (timers fire on whole milliseconds: counted as 1 ms here), plus
+    // the first and the one at close — whatever the machine's speed, an upper bound
+    expect(MIN_WRITE_INTERVAL_MS).toBe(2);
+    expect(d.writes.length).toBeLessThanOrEqual(elapsed + 3);
+  });
+
+  test("64 KiB waiting is written at once, without waiting for the interval", async () => {
+    const d = new CountingDestination();
+    const w = new AsyncAuditWriter(d, { proxyId: "p" });
+    w.write(entry(0));
+    await new Promise((r) => setImmediate(r)); // first write: the interval starts now
+    for (let k = 1; k <= 80; k++) w.write(entry(k, 1000)); // ≈ 80 KiB in one turn
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(d.lines.length).toBe(81);
   });
 });

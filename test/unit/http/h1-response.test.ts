@@ -282,7 +282,44 @@ describe("writeUpstreamResponse", () => {
       20_000,
       12_000,
     ]);
-    expect(out.writes[1]!.equals(a) && out.writes[2]!.equals(b)).toBe(true);
+    expect(out.writes[1]!.equals(Buffer.alloc(20_000, 0x61)) && out.writes[2]!.equals(Buffer.alloc(12_000, 0x62))).toBe(
+      true,
+    );
+  });
+
+  test("a streamed chunk's memory is released once written (detached), unless it is a view into a larger buffer", async () => {
+    for (const chunked of [false, true]) {
+      const own = new Uint8Array(20_000).fill(0x61); // the whole of its ArrayBuffer
+      const shared = new Uint8Array(40_000).fill(0x62);
+      const view = shared.subarray(0, 20_000); // a view: never released (something else may use the rest)
+      const out = new Sink();
+      await writeUpstreamResponse(
+        out,
+        res({ contentLength: chunked ? null : 40_000, body: stream([own, view]) }),
+        opts(),
+      );
+      // the client got every byte before the chunk was released
+      const body = Buffer.concat(out.writes.slice(1)).toString("latin1");
+      expect(body).toContain("a".repeat(20_000));
+      expect(body).toContain("b".repeat(20_000));
+      expect(own.buffer.detached).toBe(true);
+      expect(own.byteLength).toBe(0);
+      expect(shared.buffer.detached).toBe(false);
+      expect(view.byteLength).toBe(20_000);
+    }
+  });
+
+  test("a chunk is not released when the write failed (the client went away)", async () => {
+    const own = new Uint8Array(20_000).fill(0x61);
+    const failing: ByteSink = {
+      write: async (d) => {
+        if (typeof d !== "string" && d.byteLength === 20_000) throw new Error("closed");
+      },
+    };
+    await expect(
+      writeUpstreamResponse(failing, res({ contentLength: 20_000, body: stream([own]) }), opts()),
+    ).rejects.toThrow("closed");
+    expect(own.buffer.detached).toBe(false);
   });
 
   test("a small body of known length: head and body in one write (one TLS record)", async () => {
@@ -304,6 +341,35 @@ describe("writeUpstreamResponse", () => {
       await writeUpstreamResponse(o, res({ contentLength: n, body: stream([Buffer.alloc(n)]) }), opts());
       expect(o.writes.length).toBe(writes);
     }
+  });
+
+  test("a small body through readAll (the HTTP client's own buffering): one write, same bytes, same verdicts", async () => {
+    const withAll = (body: string | Error, contentLength: number) => ({
+      ...res({ contentLength, headers: [["content-type", "text/plain"]], body: stream(["unused"]) }),
+      readAll: async () => {
+        if (body instanceof Error) throw body;
+        return Buffer.from(body, "latin1");
+      },
+    });
+    const out = new Sink();
+    expect(await writeUpstreamResponse(out, withAll("hello world", 11), opts())).toBe(true);
+    expect(out.writes.length).toBe(1);
+    expect(out.text).toBe("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world");
+    // truncated (fewer bytes than announced) or overlong: what fits is written, the connection closes
+    const short = new Sink();
+    expect(await writeUpstreamResponse(short, withAll("hello", 11), opts())).toBe(false);
+    expect(short.text).toEndWith("Content-Length: 11\r\n\r\nhello");
+    const long = new Sink();
+    expect(await writeUpstreamResponse(long, withAll("hello world!!", 11), opts())).toBe(false);
+    expect(long.text).toEndWith("Content-Length: 11\r\n\r\nhello world");
+    // a body that fails (upstream reset) fails the response: nothing written
+    const failed = new Sink();
+    await expect(writeUpstreamResponse(failed, withAll(new Error("reset"), 11), opts())).rejects.toThrow("reset");
+    expect(failed.writes.length).toBe(0);
+    // a head with bytes above 0x7f (latin1) is written byte for byte
+    const latin = new Sink();
+    await writeUpstreamResponse(latin, { ...withAll("ok", 2), headers: [["x-name", "caf\u00e9"]] }, opts());
+    expect(latin.writes[0]!.includes(Buffer.from("X-Name: caf\xe9\r\n", "latin1"))).toBe(true);
   });
 
   test("unknown length on HTTP/1.1: re-framed as chunked, empty pieces skipped, terminated", async () => {

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import {
   canonicalHeaderName,
   deleteHeader,
+  editHeaders,
   FIELD_VALUE,
   getHeader,
   getHeaders,
@@ -89,5 +90,65 @@ describe("grammars", () => {
   test("FIELD_VALUE: HTAB, visible ASCII, obs-text; no CR, LF, NUL or other controls", () => {
     for (const v of ["", "a b", "\tx\t", "café", "€", "\x80\xff", "~!"]) expect(FIELD_VALUE.test(v)).toBe(true);
     for (const v of ["a\rb", "a\nb", "a\x00b", "\x01", "\x1f", "\x7f", "\x0b"]) expect(FIELD_VALUE.test(v)).toBe(false);
+  });
+});
+
+describe("lookups by a lowercased name (length checked first) and the canonical-name cache", () => {
+  test("names that lowercase to another length are still compared (non-ASCII)", () => {
+    // U+0130 lowercases to two code units; the Kelvin sign K to "k"
+    const h: Headers = [
+      ["\u0130x", "dotted"],
+      ["\u212Aey", "kelvin"],
+      ["Key", "plain"],
+    ];
+    expect(getHeader(h, "key")).toBe("kelvin");
+    expect(getHeaders(h, "KEY")).toEqual(["kelvin", "plain"]);
+    expect(getHeader(h, "i\u0307x")).toBe("dotted");
+    expect(deleteHeader(h, "key")).toEqual([["\u0130x", "dotted"]]);
+    expect(setHeader(h, "Key", "v")).toEqual([
+      ["\u0130x", "dotted"],
+      ["Key", "v"],
+    ]);
+  });
+  test("setHeader copies the pairs it keeps (the input is never aliased)", () => {
+    const h: Headers = [
+      ["A", "1"],
+      ["B", "2"],
+    ];
+    const out = setHeader(h, "b", "3");
+    out[0]![1] = "changed";
+    expect(h[0]).toEqual(["A", "1"]);
+  });
+  test("canonical names repeat from the cache and past its bound stay right", () => {
+    for (let i = 0; i < 1200; i++) expect(canonicalHeaderName(`x-n${i}-abc`)).toBe(`X-N${i}-Abc`);
+    expect(canonicalHeaderName("content-type")).toBe("Content-Type");
+    expect(canonicalHeaderName("content-type")).toBe("Content-Type");
+    expect(canonicalHeaderName("x y")).toBe("x y");
+    expect(canonicalHeaderName("x y")).toBe("x y");
+  });
+});
+
+describe("editHeaders (one pass) equals deleteHeader then setHeader, call by call", () => {
+  test("random lists, names in any case, repeated, absent", () => {
+    const names = ["Host", "host", "HOST", "Expect", "expect", "X-Clef-Request-Id", "x-clef-request-id", "Accept", "A"];
+    let seed = 11;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const h: Headers = Array.from({ length: rnd(7) }, (_, j) => [names[rnd(names.length)]!, `v${j}`]);
+      const want = setHeader(setHeader(deleteHeader(h, "expect"), "Host", "H"), "X-Clef-Request-Id", "ID");
+      expect(
+        editHeaders(
+          h,
+          ["expect"],
+          [
+            ["Host", "H"],
+            ["X-Clef-Request-Id", "ID"],
+          ],
+        ),
+      ).toEqual(want);
+    }
   });
 });

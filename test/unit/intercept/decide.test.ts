@@ -293,6 +293,30 @@ describe("R2: host syntax (400 invalid_host)", () => {
   ]);
 });
 
+describe("R2: the remembered answers of the host syntax check", () => {
+  test("the same Host again (valid, then invalid, then valid) gets the same answer each time", () => {
+    for (let i = 0; i < 3; i++) {
+      expect(decide(head("GET / HTTP/1.1", ["Host: api.test"]), tls("api.test"), policy).kind).toBe("forward");
+      const bad = decide(head("GET / HTTP/1.1", ["Host: api.test:70000"]), tls("api.test"), policy);
+      expect(bad.kind === "refuse" && bad.refusal.status).toBe(400);
+    }
+  });
+  test("past the bound (1,024 values) and for long values (not remembered), still checked", () => {
+    for (let i = 0; i < 1100; i++) decide(head("GET / HTTP/1.1", [`Host: h${i}.test`]), tls(`h${i}.test`), policy);
+    const long = `${"a".repeat(63)}.`.repeat(3) + "b".repeat(56) + ".test"; // 253 characters
+    for (let i = 0; i < 2; i++) {
+      const d = decide(head("GET / HTTP/1.1", [`Host: ${long}:44443`]), tls(long, "44443"), policy);
+      expect(d.kind === "refuse" && d.refusal.status).toBe(403); // a valid name, not in the manifest
+      const bad = decide(head("GET / HTTP/1.1", [`Host: ${long}:00000`]), tls(long), policy);
+      expect(bad.kind === "refuse" && bad.refusal.status).toBe(400);
+    }
+  });
+  test("the host as sent, when the caller passes it, is the one the refusal names", () => {
+    const d = decide(head("GET / HTTP/1.1", ["Host: api.test:70000"]), tls("api.test"), policy, "api.test:70000");
+    expect(d.kind === "refuse" && d.refusal.status).toBe(400);
+  });
+});
+
 describe("R2: one host per request (421 misdirected, §18.1)", () => {
   runRows([
     [

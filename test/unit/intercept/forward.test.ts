@@ -1,9 +1,10 @@
 // src/intercept/forward.ts upstreamUrl: the URL handed to the HTTP client is built from the
 // decision's parts and parsed back before anything is sent (docs/CONTRACT.md §18.20): exactly the
 // host and port decided, no userinfo, no fragment, origin-form paths only.
-import { describe, expect, test } from "bun:test";
-import { upstreamUrl } from "../../../src/intercept/forward.ts";
-import { UpstreamError } from "../../../src/intercept/upstream-error.ts";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createForwarder, upstreamUrl } from "../../../src/intercept/forward.ts";
+import type { UpstreamRequest } from "../../../src/intercept/forward-types.ts";
+import { hostPort, UpstreamError } from "../../../src/intercept/upstream-error.ts";
 
 describe("upstreamUrl", () => {
   test.each([
@@ -40,5 +41,127 @@ describe("upstreamUrl", () => {
 
   test("a port out of range never yields a URL", () => {
     expect(() => upstreamUrl("https", "api.test", 99999, "/")).toThrow();
+  });
+});
+
+describe("upstreamUrl's per-origin cache", () => {
+  test("past its bound, every origin is still parsed and checked", () => {
+    for (let port = 1; port <= 2100; port++)
+      expect(upstreamUrl("https", "api.test", port, "/x")).toBe(`https://api.test:${port}/x`);
+    expect(() => upstreamUrl("https", "user@evil.test", 443, "/")).toThrow("request-target rejected");
+    expect(() => upstreamUrl("https", "api.test", 99999, "/")).toThrow();
+  });
+});
+
+describe("createForwarder().forward", () => {
+  // a plain-HTTP upstream on loopback: /hold never answers, / answers "ok"
+  let server: ReturnType<typeof Bun.serve>;
+  beforeAll(() => {
+    server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) =>
+        new URL(req.url).pathname === "/hold"
+          ? new Promise<Response>(() => {})
+          : new Response("ok", { headers: { "x-ua": req.headers.get("user-agent") ?? "" } }),
+    });
+  });
+  afterAll(() => server.stop(true));
+  const request = (path: string, ac: AbortController, withController: boolean): UpstreamRequest => ({
+    method: "GET",
+    scheme: "http",
+    host: "127.0.0.1",
+    port: server.port!,
+    pathAndQuery: path,
+    headers: [["Host", "127.0.0.1"]],
+    body: null,
+    contentLength: null,
+    addresses: ["127.0.0.1"],
+    proxy: null,
+    signal: ac.signal,
+    ...(withController ? { controller: ac } : {}),
+  });
+
+  for (const withController of [true, false]) {
+    test(`the caller's controller ${withController ? "handed over" : "linked"}: its abort cancels a held request`, async () => {
+      const f = createForwarder();
+      const ac = new AbortController();
+      const p = f.forward(request("/hold", ac, withController));
+      setTimeout(() => ac.abort(), 50);
+      await expect(p).rejects.toThrow(new UpstreamError("request cancelled"));
+      expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
+    });
+
+    test(`an answer (controller ${withController ? "handed over" : "linked"}): status, body in one read, Go's User-Agent`, async () => {
+      const f = createForwarder();
+      const res = await f.forward(request("/", new AbortController(), withController));
+      expect(res.status).toBe(200);
+      expect(res.contentLength).toBe(2);
+      expect(new TextDecoder().decode(await res.readAll!())).toBe("ok");
+      expect(res.headers).toContainEqual(["x-ua", "Go-http-client/1.1"]);
+      res.release();
+      expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
+    });
+  }
+});
+
+describe("upstreamUrl with the expected origin cached per origin", () => {
+  // the plain definition: both URLs parsed on every call
+  function fullCheck(scheme: "http" | "https", host: string, port: number, path: string): string {
+    if (!path.startsWith("/")) throw new UpstreamError("request-target rejected");
+    const base = `${scheme}://${hostPort(host, port)}`;
+    const href = base + path;
+    const expected = new URL(`${base}/`);
+    let u: URL;
+    try {
+      u = new URL(href);
+    } catch {
+      throw new UpstreamError("request-target rejected");
+    }
+    if (u.protocol !== expected.protocol || u.host !== expected.host || u.username || u.password || u.hash)
+      throw new UpstreamError("request-target rejected");
+    return href;
+  }
+  const outcome = (f: () => string) => {
+    try {
+      return f();
+    } catch (e) {
+      return `throws ${e instanceof UpstreamError ? e.message : "TypeError"}`;
+    }
+  };
+
+  test("random hosts and paths (hostile characters included): the same URL or the same refusal", () => {
+    const hostParts = ["api", ".test", "a", "@", "#", "?", "/", ":", "[", "]", "::1", "127.0.0.2", "%", " ", "\\"];
+    const pathChars = [
+      ..."aZ09-._~!$&'()*+,;=:@/?%",
+      "#",
+      "\\",
+      " ",
+      "\t",
+      "\n",
+      "[",
+      "]",
+      "é",
+      "\u0000",
+      "^",
+      "`",
+      "{",
+      '"',
+    ];
+    let seed = 5;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const host =
+        rnd(3) === 0 ? "api.test" : Array.from({ length: 1 + rnd(3) }, () => hostParts[rnd(hostParts.length)]).join("");
+      const path =
+        (rnd(10) === 0 ? "" : "/") + Array.from({ length: rnd(12) }, () => pathChars[rnd(pathChars.length)]).join("");
+      const scheme = rnd(2) ? "https" : "http";
+      const port = [443, 80, 8443, 0, 70000][rnd(5)]!;
+      const want = outcome(() => fullCheck(scheme, host, port, path));
+      expect(outcome(() => upstreamUrl(scheme, host, port, path))).toBe(want);
+    }
   });
 });

@@ -194,3 +194,23 @@ describe("abort and release", () => {
     expect(two.granted).toBe(false);
   });
 });
+
+describe("tryAcquire (the no-wait path)", () => {
+  test("a slot when acquire would grant one at once; null when it would wait; queued waiters keep their turn", async () => {
+    const s = new Scheduler(3, 2);
+    const a = s.tryAcquire("a")!;
+    const b = s.tryAcquire("a")!;
+    expect(typeof a).toBe("function");
+    expect(s.tryAcquire("a")).toBeNull(); // per-origin cap
+    const c = s.tryAcquire("b")!;
+    expect(s.tryAcquire("c")).toBeNull(); // total cap
+    const waiting = s.acquire("a", new AbortController().signal);
+    expect(s.stats()).toEqual({ inFlight: 3, waiting: 1 });
+    a(); // the freed slot goes to the waiter, not to a later tryAcquire
+    expect(s.tryAcquire("a")).toBeNull();
+    const d = await waiting;
+    expect(s.stats()).toEqual({ inFlight: 3, waiting: 0 });
+    for (const r of [b, c, d]) r();
+    expect(s.stats()).toEqual({ inFlight: 0, waiting: 0 });
+  });
+});

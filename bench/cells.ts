@@ -1,0 +1,365 @@
+// Quick A/B tool for profiling work (not the bench of record: that is `npm run bench`, bench/run.ts).
+// Starts the bench's Go upstream and the scripted agent once, then for each proxy binary given runs
+// the named cells, interleaved round by round, and prints req/s, p50/p99, the proxy's CPU time per
+// request (utime+stime from /proc) and its highest RSS.
+//
+//   bun bench/cells.ts [--rounds 2] [--seconds 4] [--cells c16-keepalive,stream] [--prof DIR] BIN...
+//
+// BIN is a compiled binary, `ref` (the reference), or `src` (bun src/cli/main.ts; with --prof DIR
+// under `bun --cpu-prof`). Cells: c<N>-keepalive, c<N>-newconn, stream, held (1,000 requests held by
+// a silent upstream while c16-keepalive runs), idle (idle RSS).
+import { $ } from "bun";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "..");
+const args = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = args[i + 1]!;
+  args.splice(i, 2);
+  return v;
+};
+const ROUNDS = Number(opt("rounds", "2"));
+const SECONDS = Number(opt("seconds", "4"));
+const CELLS = opt("cells", "c16-keepalive").split(",");
+const PROF = opt("prof", "");
+const WARM = opt("warm", "0.5"); // warm-up seconds at c=16 (the JIT compiles for ≈4 s at this load)
+// extra environment for the proxies: --env K=V,K2=V2 (e.g. BUN_JSC_* options); a BIN of the form
+// NAME@K=V,K2=V2 sets them for that one binary
+const ENV = Object.fromEntries(
+  opt("env", "")
+    .split(",")
+    .filter(Boolean)
+    .map((kv) => kv.split("=") as [string, string]),
+);
+const SYSCALLS = args.includes("--syscalls") ? (args.splice(args.indexOf("--syscalls"), 1), true) : false;
+const PERF = opt("perf", ""); // perf record -p <proxy> during each cell, into PERF.<bin>.<cell>
+const BINS = args.length ? args : ["bin"];
+
+const work = join(tmpdir(), `clef-cells-${process.pid}`);
+mkdirSync(work, { recursive: true });
+const LOADGEN = join(work, "loadgen");
+await $`go build -o ${LOADGEN} main.go`
+  .cwd(join(import.meta.dir, "loadgen"))
+  .env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>)
+  .quiet();
+const { OUR_BIN, REF_BIN } = await import("../test/helpers/bin.ts");
+const { startAgent, manifest, agentEnv } = await import("../test/helpers/agent.ts");
+const { startProxy, freePort } = await import("../test/helpers/proxy.ts");
+const { makeTestPki } = await import("../test/helpers/tls.ts");
+
+const TOKEN = "bench-token-0123456789";
+const pki = makeTestPki(["api.test", "slow.test"], ["127.0.0.2", "127.0.0.3"]);
+
+async function serveUpstream(addr: string, extra: string[] = []) {
+  const p = Bun.spawn([LOADGEN, "serve", "-addr", addr, "-cert", pki.certPath, "-key", pki.keyPath, ...extra], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
+  let text = "";
+  while (!/listening (\d+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("upstream exited");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return { proc: p, port: Number(/listening (\d+)/.exec(text)![1]) };
+}
+const up = await serveUpstream("127.0.0.2:0");
+const slow = await serveUpstream("127.0.0.3:0");
+const agent = startAgent({
+  services: manifest(
+    [
+      { name: "api", host: "api.test", auth: { scheme: "bearer", credential: "bench/KEY" } },
+      { name: "slow", host: "slow.test", auth: { scheme: "bearer", credential: "bench/KEY" } },
+    ],
+    [],
+  ),
+  secrets: { "bench/KEY": "bench-secret-value" },
+});
+const hosts = { "api.test": "127.0.0.2", "slow.test": "127.0.0.3" };
+
+/** CPU seconds per thread name (main JS thread, fetch's HTTP thread, GC helpers…). */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const st = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+        const name = st.slice(st.indexOf("(") + 1, st.lastIndexOf(")"));
+        const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+        out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+      } catch {}
+    }
+  } catch {}
+  return out;
+}
+
+function threadDelta(a: Map<string, number>, b: Map<string, number>, secs: number): string {
+  return [...b]
+    .map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const)
+    .filter(([, v]) => v / secs > 0.02)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, v]) => `${k}:${((v / secs) * 100).toFixed(0)}%`)
+    .join(" ");
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat). */
+function machine(): { busy: number; total: number; steal: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total, steal: f[7] ?? 0 };
+}
+
+function rssParts(pid: number): { anon: number; file: number } {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, "utf8");
+    return {
+      anon: Number(/RssAnon:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024,
+      file: Number(/RssFile:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024,
+    };
+  } catch {
+    return { anon: 0, file: 0 };
+  }
+}
+
+function procStat(pid: number): { cpu: number; rss: number } {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(f[11]) + Number(f[12]);
+    const s = readFileSync(`/proc/${pid}/status`, "utf8");
+    return { cpu: ticks / 100, rss: Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024 };
+  } catch {
+    return { cpu: 0, rss: 0 };
+  }
+}
+
+async function start(spec: string) {
+  const [bin, envSpec] = spec.split("@") as [string, string | undefined];
+  const binEnv = Object.fromEntries(
+    (envSpec ?? "")
+      .split(",")
+      .filter(Boolean)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
+  const port = await freePort();
+  let b = bin === "bin" ? OUR_BIN : bin === "ref" ? REF_BIN! : bin;
+  let argv: string[] | undefined;
+  const cfgPath = join(work, `cfg-${port}.json`);
+  writeFileSync(cfgPath, JSON.stringify({ listen: { port }, metadata: { proxy_id: "bench" } }));
+  if (bin === "src") {
+    b = process.execPath;
+    argv = [
+      ...(PROF ? ["--cpu-prof", `--cpu-prof-dir=${PROF}`] : []),
+      ...(process.env.CELLS_PRELOAD ? ["--preload", process.env.CELLS_PRELOAD] : []),
+      join(ROOT, "src/cli/main.ts"),
+      "serve",
+      "--config",
+      cfgPath,
+    ];
+  } else if (bin.startsWith("floor-")) {
+    b = process.execPath;
+    argv = [join(ROOT, "bench/floor-proxy.ts"), bin.slice(6), "serve", "--config", cfgPath];
+  } else argv = ["serve", "--config", cfgPath];
+  const floor = bin.startsWith("floor-")
+    ? { FLOOR_CERT: pki.certPath, FLOOR_KEY: pki.keyPath, FLOOR_UPSTREAM: "api.test=127.0.0.2" }
+    : {};
+  const p = await startProxy({
+    bin: b,
+    args: argv,
+    env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath, ...floor, ...ENV, ...binEnv },
+    hosts,
+  });
+  const trim = setInterval(() => {
+    p.stdout.splice(0);
+    p.stderr.splice(0);
+  }, 500);
+  p.exited.then(() => clearInterval(trim));
+  return { p, port, ca: bin.startsWith("floor-") ? pki.caPath : join(p.home, ".config/clef/proxy/ca.crt") };
+}
+
+async function loadgen(a: string[]) {
+  const p = Bun.spawn([LOADGEN, "load", ...a], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`loadgen exited ${code}: ${err}`);
+  return JSON.parse(out) as {
+    rps: number;
+    p50_us: number;
+    p99_us: number;
+    requests: number;
+    errors: number;
+    bytes: number;
+    seconds: number;
+    first_error?: string;
+  };
+}
+
+type Started = Awaited<ReturnType<typeof start>>;
+const client = (s: Started, url: string) => [
+  "-url",
+  url,
+  "-proxy",
+  `http://x:${TOKEN}@127.0.0.1:${s.port}`,
+  "-ca",
+  s.ca,
+];
+
+async function cell(s: Started, name: string): Promise<string> {
+  const pid = s.p.pid;
+  let max = 0;
+  let maxAnon = 0;
+  let maxFile = 0;
+  const parts0 = rssParts(pid);
+  const iv = setInterval(() => {
+    max = Math.max(max, procStat(pid).rss);
+    const p = rssParts(pid);
+    maxAnon = Math.max(maxAnon, p.anon);
+    maxFile = Math.max(maxFile, p.file);
+  }, 25);
+  const c0 = procStat(pid);
+  const t0 = threadCpu(pid);
+  const m0 = machine();
+  const self0 = process.cpuUsage();
+  const up0 = procStat(up.proc.pid).cpu;
+  const perf = PERF
+    ? Bun.spawn(["perf", "record", "-q", "-F", "999", "-g", "-p", String(pid), "-o", `${PERF}.${name}.data`], {
+        stdout: "ignore",
+        stderr: "ignore",
+      })
+    : null;
+  const stat = SYSCALLS
+    ? Bun.spawn(
+        [
+          "perf",
+          "stat",
+          "-x",
+          ",",
+          "-e",
+          "raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait2,syscalls:sys_enter_futex,context-switches,major-faults,minor-faults",
+          "-p",
+          String(pid),
+        ],
+        { stdout: "ignore", stderr: "pipe" },
+      )
+    : null;
+  let line = "";
+  try {
+    if (name === "idle") {
+      await Bun.sleep(1000);
+      const p = rssParts(pid);
+      return `idle RSS ${procStat(pid).rss.toFixed(1)} MiB (anon ${p.anon.toFixed(1)}, file ${p.file.toFixed(1)})`;
+    }
+    if (name === "stream") {
+      const r = await loadgen([...client(s, `https://api.test:${up.port}/bytes/${100 * 1048576}`), "-n", "1"]);
+      line = `${(r.bytes / 1048576 / r.seconds).toFixed(0)} MiB/s  RSS growth ${(max - c0.rss).toFixed(1)} MiB (anon +${(maxAnon - parts0.anon).toFixed(1)}, file +${(maxFile - parts0.file).toFixed(1)})`;
+    } else if (name === "held") {
+      // 1,000 requests to a silent upstream (held for the whole cell) beside c16 keep-alive
+      const held = Bun.spawn(
+        [LOADGEN, "load", ...client(s, `https://slow.test:${slow.port}/hold/120`), "-c", "1000", "-n", "1000"],
+        { stdout: "ignore", stderr: "ignore" },
+      );
+      await Bun.sleep(2000); // 1,000 tunnels opened, their requests in (or waiting for) fetch
+      const r = await loadgen([...client(s, `https://api.test:${up.port}/`), "-c", "16", "-d", `${SECONDS}s`]);
+      held.kill("SIGKILL");
+      await held.exited;
+      const h = { requests: 1000, errors: 0, first_error: "" };
+      line = `${r.rps.toFixed(0)} req/s p50 ${(r.p50_us / 1000).toFixed(2)} p99 ${(r.p99_us / 1000).toFixed(2)} err ${r.errors}  (held: ${h.requests} req, ${h.errors} err${h.first_error ? ` ${h.first_error}` : ""})`;
+      const c1 = procStat(pid);
+      return `${line}  cpu ${(((c1.cpu - c0.cpu) * 1e6) / (r.requests || 1)).toFixed(0)} µs/req  RSS≤${max.toFixed(0)}`;
+    } else {
+      const m = /^c(\d+)-(keepalive|newconn)$/.exec(name);
+      if (!m) throw new Error(`unknown cell ${name}`);
+      const r = await loadgen([
+        ...client(s, `https://api.test:${up.port}/`),
+        "-c",
+        m[1]!,
+        "-d",
+        `${SECONDS}s`,
+        `-keepalive=${m[2] === "keepalive"}`,
+      ]);
+      const c1 = procStat(pid);
+      const m1 = machine();
+      const cores = navigator.hardwareConcurrency;
+      const others = `machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * cores * 100).toFixed(0)}% of ${cores * 100}% (steal ${(((m1.steal - m0.steal) / (m1.total - m0.total)) * cores * 100).toFixed(0)}%), upstream ${(((procStat(up.proc.pid).cpu - up0) / r.seconds) * 100).toFixed(0)}%, harness ${((((u) => u.user + u.system)(process.cpuUsage(self0)) / 1e6 / r.seconds) * 100).toFixed(0)}%`;
+      line = `${others}  ${r.rps.toFixed(0).padStart(6)} req/s p50 ${(r.p50_us / 1000).toFixed(2)} p99 ${(r.p99_us / 1000).toFixed(2)} err ${r.errors}${r.first_error ? ` (${r.first_error})` : ""}  cpu ${(((c1.cpu - c0.cpu) * 1e6) / (r.requests || 1)).toFixed(0)} µs/req (${(((c1.cpu - c0.cpu) / r.seconds) * 100).toFixed(0)} %) [${threadDelta(t0, threadCpu(pid), r.seconds)}]`;
+    }
+  } finally {
+    clearInterval(iv);
+    if (stat) {
+      stat.kill("SIGINT");
+      const text = await new Response(stat.stderr).text();
+      await stat.exited;
+      const reqs = Number(/(\d+) req\/s/.exec(line)?.[1] ?? 0) * SECONDS || 1;
+      const counts = text
+        .trim()
+        .split("\n")
+        .map((l) => l.split(","))
+        .filter((f) => /^\d+$/.test(f[0] ?? ""))
+        .map((f) => `${f[2]!.replace(/^(raw_)?syscalls:sys_enter_?/, "") || "all"}:${(Number(f[0]) / reqs).toFixed(2)}`)
+        .join(" ");
+      line += `  per req: ${counts}`;
+    }
+    if (perf) {
+      perf.kill("SIGINT");
+      await perf.exited;
+    }
+  }
+  return `${line}  RSS≤${max.toFixed(0)}`;
+}
+
+const summary = new Map<string, { rps: number[]; cpu: number[] }>();
+function record(bin: string, c: string, line: string): void {
+  const rps = /(\d+) req\/s/.exec(line);
+  const cpu = /cpu (\d+) µs\/req/.exec(line);
+  if (!rps || !cpu) return;
+  const k = `${bin}\t${c}`;
+  const e = summary.get(k) ?? { rps: [], cpu: [] };
+  e.rps.push(Number(rps[1]));
+  e.cpu.push(Number(cpu[1]));
+  summary.set(k, e);
+}
+const med = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+// every proxy started and warmed once, then the cells alternate between them round by round (so
+// each sees the same background load on a shared machine)
+const started: Array<{ bin: string; s: Started }> = [];
+try {
+  for (const bin of BINS) {
+    const s = await start(bin);
+    await loadgen([...client(s, `https://api.test:${up.port}/`), "-c", "16", "-d", `${WARM}s`]);
+    started.push({ bin, s });
+  }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const { bin, s } of round % 2 ? started : [...started].reverse()) {
+      for (const c of CELLS) {
+        const line = await cell(s, c);
+        record(bin, c, line);
+        console.log(`r${round} ${bin.padEnd(12).slice(-12)} ${c.padEnd(14)} ${line}`);
+      }
+    }
+  }
+  console.log("\nsummary (median [min–max]):");
+  for (const [k, e] of summary) {
+    const [bin, c] = k.split("\t");
+    console.log(
+      `  ${bin!.padEnd(12).slice(-12)} ${c!.padEnd(14)} ${med(e.rps).toFixed(0).padStart(6)} req/s [${Math.min(...e.rps)}–${Math.max(...e.rps)}]  cpu ${med(e.cpu).toFixed(0)} µs/req [${Math.min(...e.cpu)}–${Math.max(...e.cpu)}]`,
+    );
+  }
+} finally {
+  for (const { s } of started) {
+    s.p.kill("SIGTERM");
+    await s.p.exited;
+  }
+  up.proc.kill();
+  slow.proc.kill();
+  agent.stop();
+  await $`rm -rf ${work}`.quiet();
+}
