@@ -5,12 +5,24 @@ import { canonicalHost } from "../../src/match/index.ts";
 import { estimatedRequests, type FuzzCase } from "./fuzz-gen.ts";
 import { type RecConn, type RecRequest, requestBytes } from "./recorder.ts";
 import { containsAny, escapeBytes, header, parseResponses, secretForms } from "./wire.ts";
-import { S1, S2, V } from "./world.ts";
+import { B, E, S1, S2, V, W1, W2 } from "./world.ts";
 
-export const SECRETS: Array<{ name: string; forms: Buffer[]; host: string }> = [
-  { name: "S1", forms: secretForms(S1), host: "api.test" },
-  { name: "S2", forms: secretForms(S2), host: "q.test" },
-  { name: "V", forms: secretForms(V), host: "vault.test" },
+/** Where the template service's secrets may go: `*.w.test` and w2.test, less every name another rule wins. */
+function templateHost(h: string): boolean {
+  if (h === "w2.test") return true;
+  if (!h.endsWith(".w.test") || h === "e.w.test" || h === "c4.w.test") return false;
+  return !h.endsWith(".p.w.test") && !h.endsWith(".x.w.test");
+}
+
+/** Each secret and the canonical hosts (Host header and SNI) it may reach. Written out, not from src/match. */
+export const SECRETS: Array<{ name: string; forms: Buffer[]; allowed: (host: string) => boolean }> = [
+  { name: "S1", forms: secretForms(S1), allowed: (h) => h === "api.test" },
+  { name: "S2", forms: secretForms(S2), allowed: (h) => h === "q.test" },
+  { name: "V", forms: secretForms(V), allowed: (h) => h === "vault.test" },
+  { name: "W1", forms: secretForms(W1), allowed: templateHost },
+  { name: "W2", forms: secretForms(W2), allowed: templateHost },
+  { name: "E", forms: secretForms(E), allowed: (h) => h === "e.w.test" },
+  { name: "B", forms: secretForms(B), allowed: (h) => h === "b.test" },
 ];
 const ALL_FORMS = SECRETS.flatMap((s) => s.forms);
 
@@ -71,6 +83,8 @@ function owesLine(res: ReturnType<typeof parseResponses>[number]): "upstream" | 
 
 /** Running totals of the audit accounting (reported, so a reader can see the invariant had teeth). */
 export const accounting = { upstreamSeen: 0, proxyAnswers: 0, noLineAnswers: 0, auditLines: 0, unanswered: 0 };
+/** Requests that reached the api recorder carrying each secret (rightly or not): the services were exercised. */
+export const carried: Record<string, number> = Object.fromEntries(SECRETS.map((s) => [s.name, 0]));
 
 export function check(w: Observed, m: Mark, outcomes: CaseOutcome[]): Violation[] {
   const v: Violation[] = [];
@@ -136,9 +150,10 @@ export function check(w: Observed, m: Mark, outcomes: CaseOutcome[]): Violation[
     const bytes = requestBytes(q);
     for (const s of SECRETS) {
       if (!containsAny(bytes, s.forms)) continue;
+      carried[s.name] = (carried[s.name] ?? 0) + 1;
       const host = canonicalHost(q.host ?? "");
       const sni = q.conn.sni ? canonicalHost(q.conn.sni) : host;
-      if (host !== s.host || sni !== s.host)
+      if (!s.allowed(host) || !s.allowed(sni))
         v.push({
           invariant: 2,
           message: `${s.name} reached 127.0.0.1 in a request for Host ${JSON.stringify(q.host)} (SNI ${JSON.stringify(q.conn.sni ?? "")})`,

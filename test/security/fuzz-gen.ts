@@ -106,6 +106,11 @@ function dictionary(c: Ctx, ports: FuzzPorts): string[] {
     "\\@evil.test",
     "\r\nTransfer-Encoding: chunked\r\n",
     "\r\nContent-Length: 5\r\n",
+    ".x.w.test",
+    ".p",
+    "z.x.w.test",
+    "&sig=mine",
+    "\r\nX-Api-Key: mine\r\n",
   ];
 }
 
@@ -139,6 +144,11 @@ function targets(c: Ctx, ports: FuzzPorts): string[] {
     "%40evil.test/x",
     "/x?key=inj&key=2",
     "/fz?key=",
+    "/x?sig=inj&sig=2",
+    `${c.scheme}://z.x.w.test:${c.port}/x`,
+    `${c.scheme}://w.test:${c.port}/x`,
+    `${c.scheme}://a.p.w.test:${c.port}/x`,
+    `${c.scheme}://c4.w.test:${c.port}/x`,
   ];
 }
 
@@ -160,6 +170,17 @@ function hostValues(c: Ctx): string[] {
     "pass.test",
     "q.test",
     "api.test",
+    // Phase 2 policy: the apex, a blocked name, the passthrough inside the wildcard, the exact
+    // service inside it, a deeper name, the CIDR-blocked name, a `*`
+    "w.test",
+    "z.x.w.test",
+    "blk.test",
+    "a.p.w.test",
+    "e.w.test",
+    "b.c.w.test",
+    "c4.w.test",
+    "*.w.test",
+    `a.w.test.:${c.port}`,
   ];
 }
 
@@ -340,7 +361,7 @@ const TOKEN: Mutator[] = [
 
 const HEADER_NAMES: Array<[string, (c: Ctx) => string[]]> = [
   ["Host", (c) => [`${c.host}:${c.port}`, "evil.test", c.host]],
-  ["X-Clef-Service", () => ["api", "q", "vault", "pass", "", "evil"]],
+  ["X-Clef-Service", () => ["api", "q", "vault", "pass", "", "evil", "gh", "exact", "git"]],
   ["Proxy-Authorization", (c) => [basicAuth(c.token), basicAuth("wrong"), "Basic !!!", `Bearer ${c.token}`]],
   [
     "Connection",
@@ -350,6 +371,7 @@ const HEADER_NAMES: Array<[string, (c: Ctx) => string[]]> = [
   ["HTTP2-Settings", () => ["AAMAAABkAARAAAAAAAIAAAAA"]],
   ["X-Clef-Request-Id", () => ["fuzz-id"]],
   ["Authorization", () => ["Bearer fuzz-own", "Basic Zm9vOmJhcg=="]],
+  ["X-Api-Key", () => ["mine", ""]],
   ["Expect", () => ["100-continue", "nonsense"]],
 ];
 
@@ -401,6 +423,20 @@ export function generateCases(o: GenOptions): FuzzCase[] {
       "pass.test",
       "pass.test",
       "vault.test",
+      // Phase 2 (test/security/world.ts): template under a wildcard and its extra host, the exact
+      // service inside the wildcard, basic, the passthrough wildcard inside the service's
+      "a.w.test",
+      "b.c.w.test",
+      "w2.test",
+      "e.w.test",
+      "b.test",
+      "a.p.w.test",
+      // well-formed requests for names that must be refused: blocked (by pattern, by exact name, by
+      // the CIDR of their address) and the wildcard's apex; all of them are placed at the attacker
+      "z.x.w.test",
+      "blk.test",
+      "c4.w.test",
+      "w.test",
     ]);
     const tls = mode === "tls-tunnel";
     const c: Ctx = {
@@ -436,11 +472,26 @@ export function generateCases(o: GenOptions): FuzzCase[] {
           `api.test:${c.port}`,
           `*.api.test:${c.port}`,
           `${host}`,
+          `w.test:${c.port}`,
+          `z.x.w.test:${c.port}`,
+          `blk.test:${c.port}`,
+          `c4.w.test:${c.port}`,
+          `a.p.w.test:${c.port}`,
+          `*.w.test:${c.port}`,
         ]);
         ops.push(`connect=${target}`);
       }
       if (tls && r() < 0.05) {
-        sni = pick(r, ["evil.test", "pass.test", "*.api.test", "API.TEST."]);
+        sni = pick(r, [
+          "evil.test",
+          "pass.test",
+          "*.api.test",
+          "API.TEST.",
+          "z.x.w.test",
+          "w.test",
+          "a.p.w.test",
+          "e.w.test",
+        ]);
         ops.push(`sni=${sni}`);
       }
       fc.connectTarget = target;

@@ -6,11 +6,13 @@
 //                                          CLEF_FUZZ_CONCURRENCY, CLEF_FUZZ_BUDGET_S, CLEF_PROXY_BIN)
 //
 // World: world.ts with fixed upstream ports (8443 TLS, 8080 cleartext) on 127.0.0.1 (api.test,
-// q.test, vault.test), 127.0.0.3 (pass.test) and the attacker on 127.0.0.2 (also 443 and 80).
+// q.test, vault.test and the Phase 2 services: *.w.test template, e.w.test, b.test basic),
+// 127.0.0.3 (pass.test, *.p.w.test) and the attacker on 127.0.0.2 (also 443 and 80; evil.test, the
+// wildcard's apex w.test, the blocked names) and 127.0.0.4 (blocked_cidrs).
 // Cases run in batches; after each batch the invariants are checked:
-//   1. nothing reached 127.0.0.2;
-//   2. no secret (any encoding) reached pass.test, nor 127.0.0.1 for a request whose Host (and SNI)
-//      is not the secret's own service host;
+//   1. nothing reached 127.0.0.2 or 127.0.0.4;
+//   2. no secret (any encoding) reached the passthrough recorder, nor 127.0.0.1 for a request whose
+//      Host (and SNI) is not one its service may receive (fuzz-check.ts SECRETS);
 //   3. no secret in any response the fuzzer got, in proxy stderr or in audit lines;
 //   4. the proxy still serves a known-good request;
 //   5. every request the proxy accepted has exactly one audit line (by X-Clef-Request-Id where the
@@ -19,7 +21,7 @@
 // failing that, found by bisecting the batch; then the case's bytes are minimised while the
 // violation reproduces. The report (JSON) goes to CLEF_FUZZ_REPORT.
 import { writeFileSync } from "node:fs";
-import { accounting, type CaseOutcome, check, mark, type Violation } from "./fuzz-check.ts";
+import { accounting, type CaseOutcome, carried, check, mark, type Violation } from "./fuzz-check.ts";
 import { estimatedRequests, type FuzzCase, generateCases } from "./fuzz-gen.ts";
 import { escapeBytes, exchange, hasResponses, header, parseResponses } from "./wire.ts";
 import { startWorld, TOKEN, type World } from "./world.ts";
@@ -248,6 +250,7 @@ async function main(): Promise<void> {
     ...(stderrTail.length ? { stderrTail } : {}),
     violations: counts,
     accounting,
+    carried,
     samples,
     reproducers,
   };

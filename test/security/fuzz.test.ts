@@ -48,6 +48,9 @@ describe("fuzz corpus", () => {
     ])
       expect(ops.some((o) => re.test(o))).toBe(true);
     expect(a.some((c) => c.data.includes("@evil.test"))).toBe(true);
+    // the Phase 2 policy of the world is attacked too: wildcard, blocked, passthrough-in-wildcard names
+    for (const name of ["a.w.test", "b.test", "a.p.w.test", "z.x.w.test", "w.test", "c4.w.test"])
+      expect(a.some((c) => c.data.includes(name) || c.connectTarget?.includes(name))).toBe(true);
     expect(estimatedRequests("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")).toBe(2);
   });
 });
@@ -192,6 +195,7 @@ describe("fuzz run", () => {
       proxyAlive: boolean;
       violations: Record<string, number>;
       accounting: Record<string, number>;
+      carried: Record<string, number>;
       samples: unknown[];
       reproducers: unknown[];
     };
@@ -217,6 +221,8 @@ describe("fuzz run", () => {
     // the accounting had something to count
     expect(r.accounting.upstreamSeen).toBeGreaterThan(COUNT / 10);
     expect(r.accounting.proxyAnswers).toBeGreaterThan(0);
+    // every service of the world, Phase 2 schemes included, injected its secret some of the time
+    for (const name of ["S1", "S2", "V", "W1", "W2", "E", "B"]) expect(r.carried[name] ?? 0).toBeGreaterThan(0);
     expect(r.violations).toEqual({ "1": 0, "2": 0, "3": 0, "4": 0, "5": 0 });
   }, 330_000);
 });

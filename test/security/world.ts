@@ -10,6 +10,17 @@
 //   evil.test  not in the manifest   → "attacker" on 127.0.0.2 (same port numbers, plus 443 and 80
 //                                       when they can be bound); reachable by name and as a literal IP
 //
+// and the Phase 2 policy (shared/PHASE2.md F4–F8), each name placed so that a wrong decision is seen:
+//
+//   *.w.test + w2.test  template: header X-Api-Key "k={{credential}}" (ns/W1) and query sig (ns/W2)
+//                       a.w.test, b.c.w.test, w2.test → the api recorder (127.0.0.1)
+//   e.w.test    exact service, bearer ns/E (beats the wildcard)  → 127.0.0.1
+//   b.test      basic x-access-token:ns/B                        → 127.0.0.1
+//   *.p.w.test  passthrough (the longer wildcard beats *.w.test) → a.p.w.test on the pass recorder
+//   w.test      the wildcard's apex: not in the manifest         → the attacker (127.0.0.2)
+//   *.x.w.test, blk.test  blocked_hosts                          → z.x.w.test, blk.test at the attacker
+//   127.0.0.4/32  blocked_cidrs: c4.w.test (a service name)      → the attacker also listens there
+//
 // Every upstream uses one test certificate valid for all the names and the three addresses, so a
 // proxy that can be steered to the attacker completes TLS there and hands over what it carries.
 import { spawnSync } from "node:child_process";
@@ -25,9 +36,29 @@ export const TOKEN = "sec-workload-token-5c1e";
 export const S1 = "S1-bearer-7f3a9c2e5d81";
 export const S2 = "S2+q/s3cr3t=v&1~key";
 export const V = "V-vault-secret-0b7d4e99";
-export const SECRET_FORMS = [...secretForms(S1), ...secretForms(S2), ...secretForms(V)];
+export const W1 = "W1-tmpl-hdr-3e8a61c07b55";
+export const W2 = "W2:tmpl/q=s&g+9d";
+export const E = "E-exact-4c2b7a19f0d3";
+export const B = "B-basic-6a0f2d8e1c47";
+export const SECRET_FORMS = [S1, S2, V, W1, W2, E, B].flatMap((s) => secretForms(s));
 
-export const NAMES = ["api.test", "q.test", "vault.test", "pass.test", "evil.test"];
+export const NAMES = [
+  "api.test",
+  "q.test",
+  "vault.test",
+  "pass.test",
+  "evil.test",
+  "a.w.test",
+  "b.c.w.test",
+  "w2.test",
+  "e.w.test",
+  "b.test",
+  "a.p.w.test",
+  "w.test",
+  "z.x.w.test",
+  "blk.test",
+  "c4.w.test",
+];
 
 export interface World {
   pki: TestPki;
@@ -98,8 +129,28 @@ export function worldServices(): unknown[] {
     { name: "api", host: "api.test", auth: { scheme: "bearer", credential: "ns/S1" } },
     { name: "q", host: "q.test", auth: { scheme: "api_key_query", query: "key", credential: "ns/S2" } },
     { name: "vault", host: "vault.test", auth: { scheme: "bearer", credential: "ns/V" } },
+    {
+      name: "gh",
+      host: "*.w.test",
+      hosts: ["w2.test"],
+      auth: {
+        scheme: "template",
+        credential: "ns/W1",
+        credentials: { sig: "ns/W2" },
+        inject: [
+          { type: "header", name: "X-Api-Key", value: "k={{credential}}" },
+          { type: "query", name: "sig", value: "{{sig}}" },
+        ],
+      },
+    },
+    { name: "exact", host: "e.w.test", auth: { scheme: "bearer", credential: "ns/E" } },
+    { name: "git", host: "b.test", auth: { scheme: "basic", username: "x-access-token", credential: "ns/B" } },
   ];
 }
+
+/** Passthrough hosts and the Phase 2 block lists of the world's manifest. */
+export const WORLD_PASSTHROUGH = ["pass.test", "*.p.w.test"];
+export const WORLD_BLOCKS = { blocked_hosts: ["*.x.w.test", "blk.test"], blocked_cidrs: ["127.0.0.4/32"] };
 
 export function worldHosts(): Record<string, string> {
   return {
@@ -108,12 +159,22 @@ export function worldHosts(): Record<string, string> {
     "vault.test": "127.0.0.1",
     "pass.test": "127.0.0.3",
     "evil.test": "127.0.0.2",
+    "a.w.test": "127.0.0.1",
+    "b.c.w.test": "127.0.0.1",
+    "w2.test": "127.0.0.1",
+    "e.w.test": "127.0.0.1",
+    "b.test": "127.0.0.1",
+    "a.p.w.test": "127.0.0.3",
+    "w.test": "127.0.0.2",
+    "z.x.w.test": "127.0.0.2",
+    "blk.test": "127.0.0.2",
+    "c4.w.test": "127.0.0.4",
   };
 }
 
 export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   if (opts.nofile) raiseNofile(opts.nofile);
-  const pki = makeTestPki(NAMES, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+  const pki = makeTestPki(NAMES, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]);
   const api = startRecorder({
     name: "api",
     hostname: "127.0.0.1",
@@ -143,13 +204,18 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   const attacker = startRecorder({
     name: "attacker",
     hostname: "127.0.0.2",
+    alsoOn: ["127.0.0.4"],
     pki,
     tlsPorts: [tlsPort, ...(wellKnown ? [443] : [])],
     plainPorts: [plainPort, ...(wellKnown ? [80] : [])],
   });
   const agent = startAgent({
-    services: manifest([...worldServices(), ...(opts.services ?? [])], ["pass.test", ...(opts.passthrough ?? [])]),
-    secrets: { "ns/S1": S1, "ns/S2": S2, "ns/V": V },
+    services: manifest(
+      [...worldServices(), ...(opts.services ?? [])],
+      [...WORLD_PASSTHROUGH, ...(opts.passthrough ?? [])],
+      WORLD_BLOCKS,
+    ),
+    secrets: { "ns/S1": S1, "ns/S2": S2, "ns/V": V, "ns/W1": W1, "ns/W2": W2, "ns/E": E, "ns/B": B },
   });
   const extraProxy = async (o: ExtraProxyOptions = {}): Promise<ExtraProxy> => {
     const port = await freePort();
