@@ -25,6 +25,8 @@ export class BodyReader {
   private carry: Uint8Array = new Uint8Array(0);
   /** Bytes of body delivered so far. */
   delivered = 0;
+  /** When the stream last handed its consumer a piece, or its end (performance.now(); 0: not yet). */
+  progressAt = 0;
 
   constructor(
     private readonly conn: ByteSource,
@@ -144,6 +146,7 @@ export class BodyReader {
         pull: async (controller) => {
           try {
             const c = await this.next();
+            this.progressAt = performance.now();
             if (c === null) {
               this.release();
               controller.close();

@@ -18,9 +18,10 @@ export interface UpstreamRequest {
   headers: Headers;
   /**
    * The request body, one fresh stream per attempt (a second vetted address may be tried while
-   * `bodyStarted()` is false), or null.
+   * `started()` is false), or null. `progressAt()`: when the upstream last took a piece of it, or
+   * its end (performance.now(); 0 before the first) — the first-byte deadline counts from there.
    */
-  body: { open(): ReadableStream<Uint8Array>; started(): boolean } | null;
+  body: { open(): ReadableStream<Uint8Array>; started(): boolean; progressAt(): number } | null;
   /** null + body → chunked upstream. */
   contentLength: number | null;
   /** netguard-vetted IPs for host, dialled in order. Empty only through a corporate proxy for a

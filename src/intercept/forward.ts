@@ -5,6 +5,8 @@
 // - TLS verifies the real name (`tls.serverName`) against the runtime's trust store (./trust.ts);
 // - every vetted address is tried in order while nothing of the request was sent (dial failures);
 // - at most UPSTREAM_MAX_PER_ORIGIN requests per origin in fetch (./scheduler.ts);
+// - the response head is due UPSTREAM_FIRST_BYTE_TIMEOUT_MS after the request started or, while its
+//   body streams, after the last piece the upstream took (a long upload is not cut while it moves);
 // - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
 import { GO_USER_AGENT, getHeader, type Headers } from "../http/headers.ts";
@@ -17,7 +19,6 @@ import { relayUpgrade } from "./upgrade.ts";
 import { describeUpstreamError, hostPort, isDialFailure, UpstreamError } from "./upstream-error.ts";
 
 const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s === 304;
-const FIRST_BYTE_TIMEOUT = `upstream did not answer within ${UPSTREAM_FIRST_BYTE_TIMEOUT_MS / 1000}s`;
 
 /**
  * `scheme://host:port` + the origin-form path, verified by parsing it back (§18.20): the URL the
@@ -109,8 +110,24 @@ function responseHeaders(res: Response): Headers {
   return out;
 }
 
-export function createForwarder(): Forwarder & { scheduler: Scheduler } {
+/**
+ * Milliseconds left before the upstream is late with its response head: `limit` from the later of
+ * the request's start and the last piece of its body the upstream took (an upload that keeps
+ * moving is never cut, however long; one the upstream stopped reading is). ≤ 0: late.
+ */
+export function firstByteLeft(now: number, startedAt: number, bodyProgressAt: number, limit: number): number {
+  return Math.max(startedAt, bodyProgressAt) + limit - now;
+}
+
+export interface ForwarderOptions {
+  /** Default UPSTREAM_FIRST_BYTE_TIMEOUT_MS (tests shorten it). */
+  firstByteTimeoutMs?: number;
+}
+
+export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { scheduler: Scheduler } {
   const scheduler = new Scheduler(UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN);
+  const firstByteLimit = opts.firstByteTimeoutMs ?? UPSTREAM_FIRST_BYTE_TIMEOUT_MS;
+  const FIRST_BYTE_TIMEOUT = `upstream did not answer within ${firstByteLimit / 1000}s`;
 
   /** One fetch per candidate address until one answers; returns the response or the last error. */
   async function attempt(req: UpstreamRequest, signal: AbortSignal, timedOut: () => boolean): Promise<Response> {
@@ -151,10 +168,17 @@ export function createForwarder(): Forwarder & { scheduler: Scheduler } {
         ac = own;
       }
       let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        ac.abort();
-      }, UPSTREAM_FIRST_BYTE_TIMEOUT_MS);
+      const startedAt = performance.now();
+      const late = () => {
+        const left = firstByteLeft(performance.now(), startedAt, req.body?.progressAt() ?? 0, firstByteLimit);
+        if (left > 0)
+          timer = setTimeout(late, left); // the body moved since: count from there
+        else {
+          timedOut = true;
+          ac.abort();
+        }
+      };
+      let timer = setTimeout(late, firstByteLimit);
       const signal = ac.signal;
       let release: (() => void) | undefined;
       try {

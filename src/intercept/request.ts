@@ -92,7 +92,11 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
     body:
       head.framing.kind === "none"
         ? null
-        : { open: () => body.stream((e) => (bodyFailed = e)), started: () => body.delivered > 0 },
+        : {
+            open: () => body.stream((e) => (bodyFailed = e)),
+            started: () => body.delivered > 0,
+            progressAt: () => body.progressAt,
+          },
     contentLength: head.framing.kind === "length" ? head.framing.length : null,
     addresses: prepared.addresses,
     proxy: prepared.proxy,

@@ -2,7 +2,8 @@
 // decision's parts and parsed back before anything is sent (docs/CONTRACT.md §18.20): exactly the
 // host and port decided, no userinfo, no fragment, origin-form paths only.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createForwarder, upstreamUrl } from "../../../src/intercept/forward.ts";
+import { BodyReader, type ByteSource } from "../../../src/http/body.ts";
+import { createForwarder, firstByteLeft, upstreamUrl } from "../../../src/intercept/forward.ts";
 import type { UpstreamRequest } from "../../../src/intercept/forward-types.ts";
 import { hostPort, UpstreamError } from "../../../src/intercept/upstream-error.ts";
 
@@ -103,6 +104,98 @@ describe("createForwarder().forward", () => {
       expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
     });
   }
+});
+
+describe("the first-byte deadline and request bodies", () => {
+  test("firstByteLeft counts from the later of the start and the body's last progress", () => {
+    expect(firstByteLeft(1000, 0, 0, 300)).toBe(-700);
+    expect(firstByteLeft(100, 0, 0, 300)).toBe(200);
+    expect(firstByteLeft(1000, 0, 900, 300)).toBe(200); // the body moved at 900
+    expect(firstByteLeft(1000, 950, 900, 300)).toBe(250);
+  });
+
+  // /read answers after reading the whole body; /read-silent reads it and never answers;
+  // /no-read never reads it and never answers
+  let server: ReturnType<typeof Bun.serve>;
+  beforeAll(() => {
+    server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      idleTimeout: 0,
+      async fetch(req) {
+        const path = new URL(req.url).pathname;
+        if (path === "/no-read") return new Promise<Response>(() => {});
+        const n = (await req.arrayBuffer()).byteLength;
+        if (path === "/read-silent") return new Promise<Response>(() => {});
+        return new Response(`got ${n}`);
+      },
+    });
+  });
+  afterAll(() => server.stop(true));
+
+  /** A client that sends `chunks` pieces of `size` bytes, one every `everyMs`. */
+  function slowClient(chunks: number, size: number, everyMs: number): ByteSource {
+    let sent = 0;
+    return {
+      async read() {
+        if (sent === chunks) return null;
+        if (everyMs) await Bun.sleep(everyMs);
+        sent++;
+        return new Uint8Array(size).fill(0x61);
+      },
+      unshift() {},
+    };
+  }
+  const upload = (path: string, body: BodyReader, length: number, ac = new AbortController()): UpstreamRequest => ({
+    method: "POST",
+    scheme: "http",
+    host: "127.0.0.1",
+    port: server.port!,
+    pathAndQuery: path,
+    headers: [["Host", "127.0.0.1"]],
+    body: { open: () => body.stream(() => {}), started: () => body.delivered > 0, progressAt: () => body.progressAt },
+    contentLength: length,
+    addresses: ["127.0.0.1"],
+    proxy: null,
+    signal: ac.signal,
+    controller: ac,
+  });
+
+  test("an upload that keeps moving for 4× the deadline is not cut; the answer comes after it", async () => {
+    const f = createForwarder({ firstByteTimeoutMs: 300 });
+    const body = new BodyReader(slowClient(12, 1024, 100), { kind: "length", length: 12 * 1024 }, 5000);
+    const t0 = performance.now();
+    const res = await f.forward(upload("/read", body, 12 * 1024));
+    expect(performance.now() - t0).toBeGreaterThan(1000); // it did take longer than the deadline
+    expect(res.status).toBe(200);
+    expect(new TextDecoder().decode(await res.readAll!())).toBe(`got ${12 * 1024}`);
+    res.release();
+    expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
+  });
+
+  test("after the body's end the deadline runs: a silent upstream is cut", async () => {
+    const f = createForwarder({ firstByteTimeoutMs: 300 });
+    const body = new BodyReader(slowClient(6, 1024, 100), { kind: "length", length: 6 * 1024 }, 5000);
+    const t0 = performance.now();
+    await expect(f.forward(upload("/read-silent", body, 6 * 1024))).rejects.toThrow(
+      new UpstreamError("upstream did not answer within 0.3s"),
+    );
+    expect(body.finished).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThan(600 + 250);
+    expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
+  });
+
+  test("an upstream that stops taking the body is cut (the upload stalls: no unbounded hold)", async () => {
+    const f = createForwarder({ firstByteTimeoutMs: 300 });
+    const length = 1 << 30; // far more than the socket buffers hold
+    const body = new BodyReader(slowClient(length / 65536, 65536, 0), { kind: "length", length }, 5000);
+    await expect(f.forward(upload("/no-read", body, length))).rejects.toThrow(
+      new UpstreamError("upstream did not answer within 0.3s"),
+    );
+    expect(body.finished).toBe(false);
+    expect(body.delivered).toBeLessThan(256 << 20);
+    expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
+  });
 });
 
 describe("upstreamUrl with the expected origin cached per origin", () => {
