@@ -164,7 +164,14 @@ async function start(spec: string) {
     ];
   } else if (bin.startsWith("floor-")) {
     b = process.execPath;
-    argv = [join(ROOT, "bench/floor-proxy.ts"), bin.slice(6), "serve", "--config", cfgPath];
+    argv = [
+      ...(PROF ? ["--cpu-prof", `--cpu-prof-dir=${PROF}`] : []), // profiled as `src` is
+      join(ROOT, "bench/floor-proxy.ts"),
+      bin.slice(6),
+      "serve",
+      "--config",
+      cfgPath,
+    ];
   } else argv = ["serve", "--config", cfgPath];
   const floor = bin.startsWith("floor-")
     ? { FLOOR_CERT: pki.certPath, FLOOR_KEY: pki.keyPath, FLOOR_UPSTREAM: "api.test=127.0.0.2" }

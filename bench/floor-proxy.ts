@@ -258,3 +258,5 @@ const handlers = {
 
 Bun.listen<D>({ hostname: "127.0.0.1", port: cfg.listen.port, socket: handlers as never });
 process.stderr.write(`time=0 level=INFO msg=listening port=${cfg.listen.port}\n`);
+// a clean exit on SIGTERM, so that `bun --cpu-prof` (bench/cells.ts --prof) writes its profile
+process.on("SIGTERM", () => process.exit(0));

@@ -15,7 +15,7 @@ const pad = (n: number | bigint, w = 2) => String(n).padStart(w, "0");
 export function rfc3339Nano(ns: bigint): string {
   const sec = ns / 1_000_000_000n;
   const frac = ns - sec * 1_000_000_000n;
-  const f = frac === 0n ? "" : "." + pad(frac, 9).replace(/0+$/, "");
+  const f = frac === 0n ? "" : fraction(Number(frac));
   if (sec !== cachedSecond) {
     // the date and time up to the second change once a second: formatted once
     const d = new Date(Number(sec) * 1000);
@@ -25,6 +25,17 @@ export function rfc3339Nano(ns: bigint): string {
       `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
   }
   return `${cachedSecondText}${f}Z`;
+}
+
+/** ".ddddddddd" for 1–999,999,999 ns, trailing zeros trimmed (without BigInt string work or a regex). */
+function fraction(n: number): string {
+  let digits = 9;
+  while (n % 10 === 0) {
+    n /= 10;
+    digits--;
+  }
+  const s = String(n);
+  return `.${"00000000".slice(0, digits - s.length)}${s}`;
 }
 
 let cachedSecond = -1n;

@@ -16,13 +16,16 @@ export class BodyError extends Error {}
 /** A chunk-size (or trailer) line longer than this is refused, however it arrives (as Go's reader). */
 const MAX_LINE_BYTES = 4096;
 
+/** No carried bytes (shared: never written to, only replaced). */
+const EMPTY = new Uint8Array(0);
+
 /** A reader over one request body. `next()` gives the next piece, null at the end. */
 export class BodyReader {
   private remaining: number;
   private chunkLeft = 0;
   private done: boolean;
   private state: "size" | "data" | "data-crlf" | "trailers" = "size";
-  private carry: Uint8Array = new Uint8Array(0);
+  private carry: Uint8Array = EMPTY;
   /** Bytes of body delivered so far. */
   delivered = 0;
   /** When the stream last handed its consumer a piece, or its end (performance.now(); 0: not yet). */
@@ -45,7 +48,7 @@ export class BodyReader {
   private async more(): Promise<Uint8Array> {
     if (this.carry.byteLength > 0) {
       const c = this.carry;
-      this.carry = new Uint8Array(0);
+      this.carry = EMPTY;
       return c;
     }
     const c = await this.conn.read(this.idleTimeoutMs);
@@ -127,7 +130,7 @@ export class BodyReader {
       if (l === "") {
         this.done = true;
         if (this.carry.byteLength) this.conn.unshift(this.carry);
-        this.carry = new Uint8Array(0);
+        this.carry = EMPTY;
         return null;
       }
     }
@@ -136,7 +139,7 @@ export class BodyReader {
   /** Return unconsumed bytes to the connection (after the body ended). */
   release(): void {
     if (this.carry.byteLength) this.conn.unshift(this.carry);
-    this.carry = new Uint8Array(0);
+    this.carry = EMPTY;
   }
 
   /** As a ReadableStream (pull-based: the socket is read only as fast as the consumer takes). */

@@ -68,25 +68,40 @@ export class RequestHeadParser {
     if (state === "bare-lf") return { kind: "error", status: 400, reason: "bare LF line ending" };
     if (state === "bare-cr") return { kind: "error", status: 400, reason: "bare CR" };
     if (state === "too-large") return { kind: "error", status: 431, reason: "request head too large" };
+    // The request line is checked once, as soon as it is complete (a banner fails at once); a head
+    // that arrived whole is decoded once for both.
+    const text = state === "complete" ? this.hb.head() : null;
     if (!this.checkedFirstLine) {
-      const first = this.hb.firstLine();
+      const first = text !== null ? firstLineOf(text) : this.hb.firstLine();
       if (first !== null) {
         this.checkedFirstLine = true;
         const bad = requestLineError(first);
         if (bad) return bad;
       }
     }
-    if (state === "incomplete") return { kind: "incomplete" };
-    const parsed = parseRequestHead(this.hb.head(), this.maxCount);
+    if (text === null) return { kind: "incomplete" };
+    const parsed = parseRequestHead(text, this.maxCount, true);
     if (parsed.kind !== "ok") return parsed;
     return { kind: "ok", head: parsed.head, rest: this.hb.rest() };
   }
 }
 
-/** Parse a complete head (without its final CRLFCRLF). */
-export function parseRequestHead(text: string, maxCount: number): ParseError | { kind: "ok"; head: RequestHead } {
+function firstLineOf(text: string): string {
+  const i = text.indexOf("\r\n");
+  return i < 0 ? text : text.slice(0, i);
+}
+
+/**
+ * Parse a complete head (without its final CRLFCRLF). `lineChecked`: the caller already had the
+ * request line pass `requestLineError` (RequestHeadParser), so it is not checked twice.
+ */
+export function parseRequestHead(
+  text: string,
+  maxCount: number,
+  lineChecked = false,
+): ParseError | { kind: "ok"; head: RequestHead } {
   const lines = text.split("\r\n");
-  const rlError = requestLineError(lines[0]!);
+  const rlError = lineChecked ? null : requestLineError(lines[0]!);
   if (rlError)
     return rlError.kind === "h2-preface" ? { kind: "error", status: 400, reason: "malformed request line" } : rlError;
   const [method, target, version] = lines[0]!.split(" ") as [string, string, "HTTP/1.0" | "HTTP/1.1"];
@@ -99,7 +114,7 @@ export function parseRequestHead(text: string, maxCount: number): ParseError | {
     if (c <= 0) return { kind: "error", status: 400, reason: "malformed header line" };
     const name = l.slice(0, c);
     if (!TOKEN.test(name)) return { kind: "error", status: 400, reason: "invalid header name" };
-    const value = l.slice(c + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    const value = trimOws(l.slice(c + 1));
     if (BAD_VALUE.test(value)) return { kind: "error", status: 400, reason: "invalid header value" };
     headers.push([name, value]);
   }
@@ -129,13 +144,31 @@ export function parseRequestHead(text: string, maxCount: number): ParseError | {
   if (hosts > 1) return { kind: "error", status: 400, reason: "too many Host headers" };
   const framing = bodyFraming(te, cl, version);
   if ("status" in framing) return framing;
-  const conn = connection
-    .join(",")
-    .toLowerCase()
-    .split(",")
-    .map((x) => x.trim());
-  const keepAlive = !conn.includes("close") && (version === "HTTP/1.1" || conn.includes("keep-alive"));
+  let keepAlive = version === "HTTP/1.1"; // no Connection field: the version's default
+  if (connection.length > 0) {
+    const conn = connection
+      .join(",")
+      .toLowerCase()
+      .split(",")
+      .map((x) => x.trim());
+    keepAlive = !conn.includes("close") && (version === "HTTP/1.1" || conn.includes("keep-alive"));
+  }
   return { kind: "ok", head: { method, target, version, headers, framing, keepAlive } };
+}
+
+const OWS_EDGES = /^[ \t]+|[ \t]+$/g;
+
+/** A field value without leading and trailing SP/HTAB; the usual `name: value` (one SP) without a regex. */
+function trimOws(v: string): string {
+  const n = v.length;
+  if (n === 0) return v;
+  const last = v.charCodeAt(n - 1);
+  if (last === 0x20 || last === 0x09) return v.replace(OWS_EDGES, "");
+  const first = v.charCodeAt(0);
+  if (first !== 0x20 && first !== 0x09) return v;
+  if (n === 1) return "";
+  const second = v.charCodeAt(1);
+  return second === 0x20 || second === 0x09 ? v.replace(OWS_EDGES, "") : v.slice(1);
 }
 
 /** RFC 9112 §6: unambiguous body framing or an error. */

@@ -17,6 +17,8 @@ const CR = 13;
 const LF = 10;
 /** Empty lines tolerated before a request line. */
 const MAX_LEADING_BYTES = 1024;
+/** No bytes after the head (shared: never written to). */
+const EMPTY = new Uint8Array(0);
 
 export class HeadBuffer {
   private buf: Uint8Array = new Uint8Array(0);
@@ -40,6 +42,13 @@ export class HeadBuffer {
   }
 
   private append(chunk: Uint8Array): void {
+    if (this.len === 0) {
+      // the first chunk is scanned where it is (no copy): it is only read, never written to; a
+      // second chunk finds no room in it and moves both into a buffer of our own
+      this.buf = chunk;
+      this.len = chunk.byteLength;
+      return;
+    }
     if (this.len + chunk.byteLength > this.buf.byteLength) {
       const grown = new Uint8Array(Math.max(this.len + chunk.byteLength, this.buf.byteLength * 2, 1024));
       grown.set(this.buf.subarray(0, this.len));
@@ -90,7 +99,11 @@ export class HeadBuffer {
     return decoder.decode(this.buf.subarray(this.start, this.end));
   }
 
+  /** A copy (the buffer may be the caller's chunk, and a Buffer's `slice` would be a view). */
   rest(): Uint8Array {
-    return this.buf.slice(this.pos, this.len);
+    if (this.pos === this.len) return EMPTY;
+    const out = new Uint8Array(this.len - this.pos);
+    out.set(this.buf.subarray(this.pos, this.len));
+    return out;
   }
 }

@@ -9,7 +9,7 @@
 //   body streams, after the last piece the upstream took (a long upload is not cut while it moves);
 // - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
-import { GO_USER_AGENT, getHeader, type Headers } from "../http/headers.ts";
+import { GO_USER_AGENT, type Headers } from "../http/headers.ts";
 import { series } from "../metrics/series.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
@@ -67,12 +67,29 @@ function expectedOrigin(base: string): Origin {
 }
 const expectedCache = new Map<string, Origin>();
 
+/** fetch's `tls` option for a host: one object per host (bounded), not one per request. */
+function tlsOption(host: string): { serverName?: string } {
+  let t = tlsOptions.get(host);
+  if (t === undefined) {
+    t = isIpLiteral(host) ? {} : { serverName: host };
+    if (tlsOptions.size >= 1024) tlsOptions.clear();
+    tlsOptions.set(host, t);
+  }
+  return t;
+}
+const tlsOptions = new Map<string, { serverName?: string }>();
+
 function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): RequestInit {
   const headers = new globalThis.Headers();
-  for (const [k, v] of req.headers) headers.append(k, v);
+  let ua = false;
+  for (const [k, v] of req.headers) {
+    headers.append(k, v);
+    // getHeader's match in the same pass (a name lowercasing to these 10 ASCII letters has 10 units)
+    if (!ua && k.length === 10 && k.toLowerCase() === "user-agent") ua = true;
+  }
   // fetch would add `User-Agent: Bun/<version>`; the reference's Go transport adds its own when the
   // workload sent none, and upstreams see that one (some APIs refuse requests without a UA).
-  if (getHeader(req.headers, "user-agent") === undefined) headers.set("user-agent", GO_USER_AGENT);
+  if (!ua) headers.set("user-agent", GO_USER_AGENT);
   const init: RequestInit & Record<string, unknown> = {
     method: req.method,
     headers,
@@ -80,7 +97,7 @@ function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null
     decompress: false,
     signal,
     // the runtime's default trust store (./trust.ts); the name verified is the real one
-    tls: isIpLiteral(req.host) ? {} : { serverName: req.host },
+    tls: tlsOption(req.host),
   };
   if (body) {
     init.body = body;
@@ -103,10 +120,13 @@ function proxyOption(
 
 function responseHeaders(res: Response): Headers {
   const out: Headers = [];
+  let cookies = false;
   res.headers.forEach((value, name) => {
     if (name !== "set-cookie") out.push([name, value]);
+    else cookies = true;
   });
-  for (const c of res.headers.getSetCookie()) out.push(["set-cookie", c]);
+  // Set-Cookie values one by one (never joined), and only asked for when there are some
+  if (cookies) for (const c of res.headers.getSetCookie()) out.push(["set-cookie", c]);
   return out;
 }
 

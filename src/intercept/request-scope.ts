@@ -16,10 +16,12 @@ import type { Serving } from "./types.ts";
 /** Decoded path without query, as Go's url.Path (for audit and logs). */
 export function decodedPath(target: string): string {
   let p = target;
-  const abs = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(p);
+  // origin-form (every request in a tunnel) starts with "/", which no scheme does
+  const abs = p.charCodeAt(0) === 0x2f ? null : /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(p);
   if (abs) p = p.slice(abs[0].length) || "/";
   const q = p.search(/[?#]/);
   if (q >= 0) p = p.slice(0, q);
+  if (!p.includes("%")) return p; // nothing to decode
   try {
     return decodeURIComponent(p);
   } catch {

@@ -76,8 +76,12 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
   const { serving, conn, head } = req;
   const okStatus = route.service ? "injected" : "passthrough";
   // 100-continue: the body is wanted now (§18.18).
-  const expect = getHeader(head.headers, "expect");
-  if (expect?.toLowerCase() === "100-continue" && head.version === "HTTP/1.1" && head.framing.kind !== "none")
+  // (the header is looked up only when a body follows: a body-less request never gets a 100)
+  if (
+    head.framing.kind !== "none" &&
+    head.version === "HTTP/1.1" &&
+    getHeader(head.headers, "expect")?.toLowerCase() === "100-continue"
+  )
     await conn.write("HTTP/1.1 100 Continue\r\n\r\n").catch(() => {});
   const abort = new AbortController();
   const offClosed = conn.onceClosed(() => abort.abort());

@@ -139,10 +139,22 @@ export function formatLine(level: Level, msg: string, attrs: Attrs = [], now: Da
   let line = `time=${formatTime(now)} level=${level} msg=${fmtValue(msg)}`;
   const entries = Array.isArray(attrs) ? attrs : Object.entries(attrs);
   for (const [k, v] of entries) {
-    line += ` ${needsQuoting(k) ? goQuote(k) : k}=${fmtValue(v)}`;
+    line += ` ${fmtKey(k)}=${fmtValue(v)}`;
   }
   return line + "\n";
 }
+
+/** A key as written: keys are a few constants, their quoting decided once each (bounded). */
+function fmtKey(k: string): string {
+  let f = keyCache.get(k);
+  if (f === undefined) {
+    f = needsQuoting(k) ? goQuote(k) : k;
+    if (keyCache.size >= 256) keyCache.clear();
+    keyCache.set(k, f);
+  }
+  return f;
+}
+const keyCache = new Map<string, string>();
 
 type Sink = (line: string) => void;
 

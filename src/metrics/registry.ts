@@ -80,6 +80,17 @@ abstract class Metric<L extends string> {
     return this.labelNames.map((l, i) => this.normalisers[i]!(labels?.[l] ?? ""));
   }
 
+  /**
+   * The series key of a label set — `values(labels).join(KEY_SEP)` — without the array for the
+   * usual metric of none or one label (an observation on the data path allocates nothing then).
+   */
+  protected key(labels: Partial<Record<L, string>> | undefined): string {
+    const n = this.labelNames.length;
+    if (n === 0) return "";
+    if (n === 1) return this.normalisers[0]!(labels?.[this.labelNames[0]!] ?? "");
+    return this.values(labels).join(KEY_SEP);
+  }
+
   protected labelText(values: readonly string[], extra?: [string, string]): string {
     const parts = this.labelNames.map((l, i) => `${l}="${escapeLabelValue(values[i]!)}"`);
     if (extra) parts.push(`${extra[0]}="${escapeLabelValue(extra[1])}"`);
@@ -113,11 +124,10 @@ abstract class Scalar<L extends string> extends Metric<L> {
   }
 
   protected slot(labels: Partial<Record<L, string>> | undefined): { values: string[]; v: number } {
-    const values = this.values(labels);
-    const key = values.join(KEY_SEP);
+    const key = this.key(labels);
     let s = this.series.get(key);
     if (!s) {
-      s = { values, v: 0 };
+      s = { values: this.values(labels), v: 0 };
       this.series.set(key, s);
     }
     return s;
@@ -193,11 +203,10 @@ export class Histogram<L extends string = never> extends Metric<L> {
   }
 
   private slot(labels: Partial<Record<L, string>> | undefined) {
-    const values = this.values(labels);
-    const key = values.join(KEY_SEP);
+    const key = this.key(labels);
     let s = this.series.get(key);
     if (!s) {
-      s = { values, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
+      s = { values: this.values(labels), counts: this.buckets.map(() => 0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
     return s;

@@ -259,6 +259,29 @@ describe("what is accepted, and how it is read", () => {
     });
   });
 
+  test("values trimmed exactly as /^[ \\t]+|[ \\t]+$/ would, whatever mix of SP, HTAB and text (pseudo-random)", () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const alphabet = [" ", "\t", "a", "b", " ", "\t", "\xe9"];
+    for (let i = 0; i < 2000; i++) {
+      let v = "";
+      for (let n = rnd(7); n > 0; n--) v += alphabet[rnd(alphabet.length)];
+      const h = ok(req(["Host: a", `X-V:${v}`]));
+      expect(h.headers[1]).toEqual(["X-V", v.replace(/^[ \t]+|[ \t]+$/g, "")]);
+    }
+  });
+
+  test("a head that arrives in one chunk is read from it without changing it; rest is a copy", () => {
+    const bytes = enc(`${req(["Host: a", "Content-Length: 2"], "POST / HTTP/1.1")}hi`);
+    const before = Buffer.from(bytes);
+    const r = new RequestHeadParser(1 << 20, 200).push(bytes);
+    expect(Buffer.from(bytes).equals(before)).toBe(true);
+    expect(r.kind === "ok" && r.rest.buffer).not.toBe(bytes.buffer);
+  });
+
   test('a missing Host is left to the decision (denied there as host "")', () => {
     expect(ok(req([])).headers).toEqual([]);
     expect(ok(req([], "GET / HTTP/1.0")).headers).toEqual([]);
