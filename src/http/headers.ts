@@ -6,6 +6,8 @@
 //   canonicalHeaderName("x-api-key") === "X-Api-Key"  (Go textproto)
 //   isToken(name) / isFieldValue(value) — RFC 9110 §5.6.2 token, §5.5 field value without CR/LF/NUL
 
+import { memoize } from "../memo.ts";
+
 export type Headers = Array<[string, string]>;
 
 /** The User-Agent the reference's Go HTTP client sends (to upstreams that got none, to the agent, to corporate proxies). */
@@ -16,24 +18,18 @@ export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A valid field value: no CR, LF or NUL (other CTLs are tolerated like Go's httpguts, except DEL/0-31 but HTAB). */
 export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\uffff]*$/;
 
-/** Go textproto.CanonicalMIMEHeaderKey. */
-export function canonicalHeaderName(name: string): string {
-  const known = canonicalCache.get(name);
-  if (known !== undefined) return known;
-  const c = TOKEN.test(name)
-    ? name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase())
-    : name;
-  if (name.length <= 64) {
-    if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
-    canonicalCache.set(name, c);
-  }
-  return c;
-}
-
-/** Header names repeat (every response of an upstream carries the same few): canonical forms cached
- * (names of up to 64 characters, 512 of them). */
-const canonicalCache = new Map<string, string>();
-const CANONICAL_CACHE_MAX = 512;
+/**
+ * Go textproto.CanonicalMIMEHeaderKey. Header names repeat (every response of an upstream carries
+ * the same few): canonical forms are remembered (names of up to 64 characters, 512 of them).
+ */
+export const canonicalHeaderName: (name: string) => string = memoize(
+  (name) =>
+    TOKEN.test(name)
+      ? name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase())
+      : name,
+  512,
+  64,
+);
 
 const NON_ASCII = /[^\x00-\x7f]/;
 

@@ -12,6 +12,7 @@ import type { Manifest, Service } from "../agent/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
 import { getHeader, getHeaders } from "../http/headers.ts";
 import { isValidPort, parseRequestTarget } from "../http/target.ts";
+import { memoize } from "../memo.ts";
 import { type HandleError, injectProblem, parseHandle, requiredHandles } from "../inject/index.ts";
 import {
   type Authority,
@@ -157,22 +158,19 @@ export function decide(
   return { kind: "forward", route };
 }
 
-/** A host name or IP literal with an optional port 1-65535 (Host header, absolute-form authority). */
-function validAuthority(value: string): boolean {
-  // every request of a connection names the same host: the answer is remembered (bounded: 1,024
-  // values of at most 255 characters, the longest DNS name)
-  let ok = validAuthorities.get(value);
-  if (ok === undefined) {
+/**
+ * A host name or IP literal with an optional port 1-65535 (Host header, absolute-form authority).
+ * Every request of a connection names the same host: the answer is remembered (bounded: 1,024
+ * values of at most 255 characters, the longest DNS name).
+ */
+const validAuthority = memoize(
+  (value) => {
     const port = splitAuthority(value).port;
-    ok = value !== "" && isValidRequestHost(value) && (port === "" || isValidPort(port));
-    if (value.length <= 255) {
-      if (validAuthorities.size >= 1024) validAuthorities.clear();
-      validAuthorities.set(value, ok);
-    }
-  }
-  return ok;
-}
-const validAuthorities = new Map<string, boolean>();
+    return value !== "" && isValidRequestHost(value) && (port === "" || isValidPort(port));
+  },
+  1024,
+  255,
+);
 
 function refuse(refusal: Refusal): Decision {
   return { kind: "refuse", refusal };

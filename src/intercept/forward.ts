@@ -10,6 +10,7 @@
 // - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
 import { GO_USER_AGENT, type Headers } from "../http/headers.ts";
+import { memoize } from "../memo.ts";
 import { series } from "../metrics/series.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
@@ -55,29 +56,13 @@ interface Origin {
 }
 
 /** `new URL(base + "/")`'s protocol and host, parsed once per origin (bounded). */
-function expectedOrigin(base: string): Origin {
-  let e = expectedCache.get(base);
-  if (e === undefined) {
-    const u = new URL(`${base}/`);
-    e = { protocol: u.protocol, host: u.host };
-    if (expectedCache.size >= 1024) expectedCache.clear();
-    expectedCache.set(base, e);
-  }
-  return e;
-}
-const expectedCache = new Map<string, Origin>();
+const expectedOrigin = memoize((base): Origin => {
+  const u = new URL(`${base}/`);
+  return { protocol: u.protocol, host: u.host };
+}, 1024);
 
 /** fetch's `tls` option for a host: one object per host (bounded), not one per request. */
-function tlsOption(host: string): { serverName?: string } {
-  let t = tlsOptions.get(host);
-  if (t === undefined) {
-    t = isIpLiteral(host) ? {} : { serverName: host };
-    if (tlsOptions.size >= 1024) tlsOptions.clear();
-    tlsOptions.set(host, t);
-  }
-  return t;
-}
-const tlsOptions = new Map<string, { serverName?: string }>();
+const tlsOption = memoize((host): { serverName?: string } => (isIpLiteral(host) ? {} : { serverName: host }), 1024);
 
 function fetchInit(req: UpstreamRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): RequestInit {
   const headers = new globalThis.Headers();

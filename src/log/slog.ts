@@ -9,6 +9,7 @@
 // millisecond precision (RFC 3339, `Z` when the offset is zero).
 
 import { writeSync } from "node:fs";
+import { memoize } from "../memo.ts";
 
 export type Level = "DEBUG" | "INFO" | "WARN" | "ERROR";
 export type AttrValue = string | number | boolean | bigint | null | undefined | Error;
@@ -145,16 +146,7 @@ export function formatLine(level: Level, msg: string, attrs: Attrs = [], now: Da
 }
 
 /** A key as written: keys are a few constants, their quoting decided once each (bounded). */
-function fmtKey(k: string): string {
-  let f = keyCache.get(k);
-  if (f === undefined) {
-    f = needsQuoting(k) ? goQuote(k) : k;
-    if (keyCache.size >= 256) keyCache.clear();
-    keyCache.set(k, f);
-  }
-  return f;
-}
-const keyCache = new Map<string, string>();
+const fmtKey = memoize((k) => (needsQuoting(k) ? goQuote(k) : k), 256);
 
 type Sink = (line: string) => void;
 

@@ -1,0 +1,18 @@
+// A pure function of a string, remembered: for the values a hot path asks for again and again (the
+// same few header names, hosts and log keys on every request). Bounded: at `max` entries the memory
+// is cleared and refills; a key longer than `maxKeyLength` is computed every time and never kept.
+
+export function memoize<V>(compute: (key: string) => V, max: number, maxKeyLength = Infinity): (key: string) => V {
+  const memo = new Map<string, V>();
+  return (key) => {
+    let v = memo.get(key);
+    if (v === undefined) {
+      v = compute(key);
+      if (key.length <= maxKeyLength) {
+        if (memo.size >= max) memo.clear();
+        memo.set(key, v);
+      }
+    }
+    return v;
+  };
+}
