@@ -13,7 +13,8 @@ import { AUTH_FAILURE_BURST, AUTH_FAILURE_MAX_WAITING, AUTH_FAILURE_RATE, AUTH_W
 
 export type AuthOutcome = "ok" | "missing" | "wrong";
 
-export function tokenDigest(token: string): Buffer {
+/** SHA-256 of the token (a string as UTF-8), what a Proxy-Authorization password is compared by. */
+export function tokenDigest(token: string | Uint8Array): Buffer {
   return createHash("sha256").update(token).digest();
 }
 
@@ -28,14 +29,7 @@ export function checkProxyAuth(value: string | undefined, digest: Buffer): AuthO
   const decoded = Buffer.from(b64, "base64");
   const i = decoded.indexOf(0x3a);
   if (i < 0) return "wrong";
-  return timingSafeEqual(
-    createHash("sha256")
-      .update(decoded.subarray(i + 1))
-      .digest(),
-    digest,
-  )
-    ? "ok"
-    : "wrong";
+  return timingSafeEqual(tokenDigest(decoded.subarray(i + 1)), digest) ? "ok" : "wrong";
 }
 
 export class AuthFailures {

@@ -42,10 +42,6 @@ let cachedSecond = Number.NaN;
 let cachedPrefix = "";
 let cachedZone = "";
 
-function nowDate(): Date {
-  return new Date();
-}
-
 function formatTimeSlow(d: Date): string {
   const off = -d.getTimezoneOffset();
   const base =
@@ -241,7 +237,7 @@ export function setLogSink(s: Sink): Sink {
 /** A line now, after any buffered ones. */
 export function log(level: Level, msg: string, attrs?: Attrs): void {
   if (buffered !== "") flushLog();
-  sink(formatLine(level, msg, attrs, nowDate()));
+  sink(formatLine(level, msg, attrs));
 }
 
 /**
@@ -249,7 +245,7 @@ export function log(level: Level, msg: string, attrs?: Attrs): void {
  * test replaced the sink, so captured lines are there when the call returns).
  */
 export function logSoon(level: Level, msg: string, attrs?: Attrs): void {
-  const line = formatLine(level, msg, attrs, nowDate());
+  const line = formatLine(level, msg, attrs);
   if (sink !== defaultSink) return sink(line);
   buffered += line;
   if (buffered.length >= FLUSH_AT_BYTES) flushLog();
