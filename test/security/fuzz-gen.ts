@@ -8,7 +8,8 @@
 // (method, target, version, header names and values, Host, Content-Length/Transfer-Encoding
 // combinations) or header level (add/remove/duplicate Host, X-Clef-Service, Proxy-Authorization,
 // Connection, Upgrade).
-import { basicAuth, connectHead, type Mode, rng } from "./wire.ts";
+import { rng } from "../helpers/rng.ts";
+import { basicAuth, connectHead, type Mode } from "./wire.ts";
 
 export interface FuzzCase {
   id: number;

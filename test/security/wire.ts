@@ -2,6 +2,7 @@
 // CONNECT tunnel or inside a TLS tunnel, collect what comes back, and split it into responses.
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { rng } from "../helpers/rng.ts";
 
 export type Mode = "listener" | "plain-tunnel" | "tls-tunnel";
 
@@ -306,18 +307,6 @@ export function containsAny(hay: Uint8Array | string, forms: Buffer[]): Buffer |
     typeof hay === "string" ? Buffer.from(hay, "latin1") : Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength);
   for (const f of forms) if (h.indexOf(f) >= 0) return f;
   return null;
-}
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same sequence on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export type JunkKind = "garbage-record" | "truncated-hello" | "random-after-0x16" | "close-mid-handshake";

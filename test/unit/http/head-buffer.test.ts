@@ -2,6 +2,7 @@
 // (docs/CONTRACT.md §18.17), leading empty lines skipped (RFC 9112 §2.2), bounded size.
 import { describe, expect, test } from "bun:test";
 import { HeadBuffer, type HeadState } from "../../../src/http/head-buffer.ts";
+import { rng } from "../../helpers/rng.ts";
 
 const enc = (s: string) => Buffer.from(s, "latin1");
 const text = (b: Uint8Array) => Buffer.from(b).toString("latin1");
@@ -9,18 +10,6 @@ const text = (b: Uint8Array) => Buffer.from(b).toString("latin1");
 /** Feed `pieces` in order; the state after each push. */
 function feed(hb: HeadBuffer, pieces: Uint8Array[]): HeadState[] {
   return pieces.map((p) => hb.push(p));
-}
-
-/** A deterministic PRNG (mulberry32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomPieces(bytes: Uint8Array, rand: () => number): Uint8Array[] {

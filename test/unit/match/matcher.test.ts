@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import type { Manifest, Service } from "../../../src/agent/types.ts";
 import { parseHostPattern } from "../../../src/match/host.ts";
 import { createBlockList, createMatcher, type MatchResult } from "../../../src/match/index.ts";
+import { rng } from "../../helpers/rng.ts";
 
 const svc = (name: string, host: string, hosts?: string[]): Service => ({
   name,
@@ -237,17 +238,6 @@ describe("IP literals, ports, trailing dots, IDN, invalid hosts", () => {
 // ------------------------------------------------------------------------------------------------
 // Fuzz: random host names against ≥ 1,000 random patterns, compared with a reference written from
 // the spec (no maps, no suffix walking: every pattern is tried on every host).
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Ref =
   | { kind: "blocked"; pattern: string }
