@@ -4,20 +4,10 @@
 // scenarios (docs/CONTRACT.md §18) assert the reference's documented weakness AND our fix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { connect as netConnect } from "node:net";
-import { connect as tlsConnect } from "node:tls";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { manifest, type AgentScript } from "../helpers/agent.ts";
-import {
-  connectRequest,
-  parseCurl,
-  plainTunnelExchange,
-  rawExchange,
-  run,
-  tunnelExchange,
-  proxyUrl,
-} from "../helpers/clients.ts";
+import { parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange, proxyUrl } from "../helpers/clients.ts";
 import { tempDir } from "../helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "../helpers/tls.ts";
 import { startUpstream, startWsUpstream, wsClientFrame, wsServerText, type Upstream } from "../helpers/upstream.ts";
@@ -35,6 +25,7 @@ import {
   type Observation,
   type Side,
   type World,
+  wsExchange,
 } from "./harness.ts";
 
 const SECRETS: Record<string, string> = {
@@ -1056,44 +1047,6 @@ describe("responses", () => {
     },
   });
 });
-
-/** CONNECT + TLS, send the upgrade request, and once a 101 head arrived, send `frame`; collect until an echo frame or 3 s. */
-function wsExchange(w: World, target: string, request: string, frame: Uint8Array): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const raw = netConnect(w.port, "127.0.0.1", () => raw.write(connectRequest(target, w.token)));
-    let connectHead = "";
-    const onConnect = (c: Buffer) => {
-      connectHead += c.toString("latin1");
-      if (!connectHead.includes("\r\n\r\n")) return;
-      raw.off("data", onConnect);
-      let got = "";
-      let sent = false;
-      const t = tlsConnect(
-        {
-          socket: raw,
-          ca: readFileSync(w.caPath, "utf8"),
-          servername: target.replace(/:\d+$/, ""),
-          ALPNProtocols: ["http/1.1"],
-        },
-        () => t.write(request),
-      );
-      const done = () => resolve(got);
-      t.on("data", (d: Buffer) => {
-        got += d.toString("latin1");
-        if (!sent && got.includes("\r\n\r\n")) {
-          sent = true;
-          if (got.startsWith("HTTP/1.1 101")) t.write(frame);
-        }
-        if (wsServerText(got) !== null) t.destroy();
-      });
-      t.on("close", done);
-      t.on("error", done);
-      setTimeout(() => t.destroy(), 3000);
-    };
-    raw.on("data", onConnect);
-    raw.on("error", reject);
-  });
-}
 
 describe("WebSocket", () => {
   scenario({

@@ -16,7 +16,7 @@
 // `DROPIN_PRINT=1 bun test test/compat/dropin.compat.test.ts` prints both sides' facts per scenario.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import {
   isIP,
   createServer as netServer,
@@ -25,9 +25,8 @@ import {
   type Socket,
 } from "node:net";
 import { join } from "node:path";
-import { connect as tlsConnect } from "node:tls";
 import { type AgentScript, manifest } from "../helpers/agent.ts";
-import { connectRequest, parseCurl, proxyUrl, run, tunnelExchange } from "../helpers/clients.ts";
+import { parseCurl, proxyUrl, run, tunnelExchange } from "../helpers/clients.ts";
 import { tempDir, withHosts } from "../helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "../helpers/tls.ts";
 import { startUpstream, startWsUpstream, type Upstream, wsClientFrame, wsServerText } from "../helpers/upstream.ts";
@@ -45,6 +44,7 @@ import {
   startWorld,
   stopWorld,
   type World,
+  wsExchange,
 } from "./harness.ts";
 
 const SECRET = "dropin-secret-value-7f3a";
@@ -441,51 +441,17 @@ function curlAction(url: () => string, extra: string[] = []): Action {
 
 /** CONNECT + TLS, the upgrade request, and once the 101 arrived one masked frame; until the echo or 3 s. */
 function wsAction(target: () => string, wsUp: () => ReturnType<typeof startWsUpstream>): Action {
-  return (w) =>
-    new Promise((resolve, reject) => {
-      const t = target();
-      const n = wsUp().upgrades.length;
-      const request = `GET /chat HTTP/1.1\r\nHost: ${t}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
-      const raw = netConnect(w.port, "127.0.0.1", () => raw.write(connectRequest(t, w.token)));
-      let connectHead = "";
-      const onConnect = (c: Buffer) => {
-        connectHead += c.toString("latin1");
-        if (!connectHead.includes("\r\n\r\n")) return;
-        raw.off("data", onConnect);
-        let got = "";
-        let sent = false;
-        const tls = tlsConnect(
-          {
-            socket: raw,
-            ca: readFileSync(w.caPath, "utf8"),
-            servername: t.replace(/:\d+$/, ""),
-            ALPNProtocols: ["http/1.1"],
-          },
-          () => tls.write(request),
-        );
-        const done = () => {
-          const p = parseRaw(got);
-          const upgrades = wsUp()
-            .upgrades.slice(n)
-            .map((h) => `auth=${(header(h, "authorization") ?? "none").replace(SECRET, "<secret>")}`);
-          resolve({ status: p.status, headers: p.headers, extra: { echo: wsServerText(got), upgrades } });
-        };
-        tls.on("data", (d: Buffer) => {
-          got += d.toString("latin1");
-          if (!sent && got.includes("\r\n\r\n")) {
-            sent = true;
-            if (got.startsWith("HTTP/1.1 101")) tls.write(wsClientFrame("hi"));
-            else if (complete(got)) tls.destroy();
-          }
-          if (wsServerText(got) !== null) tls.destroy();
-        });
-        tls.on("close", done);
-        tls.on("error", done);
-        setTimeout(() => tls.destroy(), 3000);
-      };
-      raw.on("data", onConnect);
-      raw.on("error", reject);
-    });
+  return async (w) => {
+    const t = target();
+    const n = wsUp().upgrades.length;
+    const request = `GET /chat HTTP/1.1\r\nHost: ${t}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    const got = await wsExchange(w, t, request, wsClientFrame("hi"), complete);
+    const p = parseRaw(got);
+    const upgrades = wsUp()
+      .upgrades.slice(n)
+      .map((h) => `auth=${(header(h, "authorization") ?? "none").replace(SECRET, "<secret>")}`);
+    return { status: p.status, headers: p.headers, extra: { echo: wsServerText(got), upgrades } };
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,11 +10,15 @@
 // client adds by itself (Connection, Accept-Encoding unless the workload sent one, User-Agent of
 // the Go client). Where ours deliberately differs (docs/CONTRACT.md "Deliberate improvements"), the
 // scenario asserts BOTH sides: the reference still shows the documented weakness, and ours the fix.
+import { readFileSync } from "node:fs";
+import { connect as netConnect } from "node:net";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { agentEnv, startAgent, type Agent, type AgentScript } from "../helpers/agent.ts";
 import { OUR_BIN, REF_BIN } from "../helpers/bin.ts";
+import { connectRequest } from "../helpers/clients.ts";
 import { freePort, startProxy, type ProxyProcess, type SpawnOptions } from "../helpers/proxy.ts";
-import type { Seen, Upstream } from "../helpers/upstream.ts";
+import { type Seen, type Upstream, wsServerText } from "../helpers/upstream.ts";
 
 export const HAVE_REF = REF_BIN !== null;
 if (!HAVE_REF) {
@@ -252,4 +256,52 @@ export function normaliseText(w: World | { port: number; home: string }, text: s
     .replaceAll(`:${port}`, ":<PORT>")
     .replace(/time=\S+/g, "time=<T>")
     .replace(/\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[\d+\]/g, "<T> [n]");
+}
+
+/**
+ * CONNECT + TLS, send the upgrade request, and once a 101 head arrived, send `frame`; collect until
+ * an echo frame, or 3 s. `answered`: a non-101 answer it accepts as whole ends the exchange at once.
+ */
+export function wsExchange(
+  w: World,
+  target: string,
+  request: string,
+  frame: Uint8Array,
+  answered?: (got: string) => boolean,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const raw = netConnect(w.port, "127.0.0.1", () => raw.write(connectRequest(target, w.token)));
+    let connectHead = "";
+    const onConnect = (c: Buffer) => {
+      connectHead += c.toString("latin1");
+      if (!connectHead.includes("\r\n\r\n")) return;
+      raw.off("data", onConnect);
+      let got = "";
+      let sent = false;
+      const t = tlsConnect(
+        {
+          socket: raw,
+          ca: readFileSync(w.caPath, "utf8"),
+          servername: target.replace(/:\d+$/, ""),
+          ALPNProtocols: ["http/1.1"],
+        },
+        () => t.write(request),
+      );
+      const done = () => resolve(got);
+      t.on("data", (d: Buffer) => {
+        got += d.toString("latin1");
+        if (!sent && got.includes("\r\n\r\n")) {
+          sent = true;
+          if (got.startsWith("HTTP/1.1 101")) t.write(frame);
+          else if (answered?.(got)) t.destroy();
+        }
+        if (wsServerText(got) !== null) t.destroy();
+      });
+      t.on("close", done);
+      t.on("error", done);
+      setTimeout(() => t.destroy(), 3000);
+    };
+    raw.on("data", onConnect);
+    raw.on("error", reject);
+  });
 }
