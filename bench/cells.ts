@@ -12,6 +12,7 @@ import { $ } from "bun";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { buildLoadgen, serveUpstream } from "./loadgen-process.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const args = process.argv.slice(2);
@@ -41,11 +42,7 @@ const BINS = args.length ? args : ["bin"];
 
 const work = join(tmpdir(), `clef-cells-${process.pid}`);
 mkdirSync(work, { recursive: true });
-const LOADGEN = join(work, "loadgen");
-await $`go build -o ${LOADGEN} main.go`
-  .cwd(join(import.meta.dir, "loadgen"))
-  .env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>)
-  .quiet();
+const LOADGEN = await buildLoadgen(work);
 const { OUR_BIN, REF_BIN } = await import("../test/helpers/bin.ts");
 const { startAgent, manifest, agentEnv } = await import("../test/helpers/agent.ts");
 const { startProxy, freePort } = await import("../test/helpers/proxy.ts");
@@ -54,23 +51,8 @@ const { makeTestPki } = await import("../test/helpers/tls.ts");
 const TOKEN = "bench-token-0123456789";
 const pki = makeTestPki(["api.test", "slow.test"], ["127.0.0.2", "127.0.0.3"]);
 
-async function serveUpstream(addr: string, extra: string[] = []) {
-  const p = Bun.spawn([LOADGEN, "serve", "-addr", addr, "-cert", pki.certPath, "-key", pki.keyPath, ...extra], {
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
-  let text = "";
-  while (!/listening (\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("upstream exited");
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  return { proc: p, port: Number(/listening (\d+)/.exec(text)![1]) };
-}
-const up = await serveUpstream("127.0.0.2:0");
-const slow = await serveUpstream("127.0.0.3:0");
+const up = await serveUpstream(LOADGEN, "127.0.0.2:0", pki);
+const slow = await serveUpstream(LOADGEN, "127.0.0.3:0", pki);
 const agent = startAgent({
   services: manifest(
     [

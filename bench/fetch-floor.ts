@@ -1,11 +1,7 @@
-// The runtime's own floor for the streamed-body RSS target: a bare Bun `fetch` that downloads a
-// large body over HTTPS from the bench's Go upstream and discards it (no proxy at all), reporting
-// its RSS growth and the chunk sizes fetch delivered. Usage: bun bench/fetch-floor.ts [MiB=100] [runs=3]
-// Each run is a fresh process. Compare with the "stream RSS growth" row of `npm run bench`.
-import { $ } from "bun";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { buildLoadgen, serveUpstream } from "./loadgen-process.ts";
 
 if (process.argv[2] === "--child") {
   const [, , , port, ca, mib] = process.argv;
@@ -40,24 +36,11 @@ if (process.argv[2] === "--child") {
 const mib = Number(process.argv[2] ?? 100);
 const runs = Number(process.argv[3] ?? 3);
 const work = mkdtempSync(join(tmpdir(), "clef-fetch-floor-"));
-const loadgen = join(work, "loadgen");
-await $`go build -o ${loadgen} main.go`
-  .cwd(join(import.meta.dir, "loadgen"))
-  .env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>)
-  .quiet();
+const loadgen = await buildLoadgen(work);
 const { makeTestPki } = await import("../test/helpers/tls.ts");
 const pki = makeTestPki(["api.test"], ["127.0.0.2"]);
-const up = Bun.spawn([loadgen, "serve", "-addr", "127.0.0.2:0", "-cert", pki.certPath, "-key", pki.keyPath], {
-  stdout: "pipe",
-});
-const reader = (up.stdout as ReadableStream<Uint8Array>).getReader();
-let text = "";
-while (!/listening (\d+)/.test(text)) {
-  const { value, done } = await reader.read();
-  if (done) throw new Error("upstream exited");
-  text += new TextDecoder().decode(value);
-}
-const port = /listening (\d+)/.exec(text)![1]!;
+const { proc: up, port: upPort } = await serveUpstream(loadgen, "127.0.0.2:0", pki);
+const port = String(upPort);
 console.log(`bare Bun ${Bun.version} fetch, ${mib} MiB over HTTPS from the Go upstream, body discarded:`);
 try {
   for (let i = 0; i < runs; i++) {

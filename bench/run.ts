@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { measure, median } from "./coldstart.ts";
+import { buildLoadgen, serveUpstream } from "./loadgen-process.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -27,11 +28,7 @@ console.log("building our binary and the Go load generator…");
 await $`${process.execPath} ${join(ROOT, "scripts/build.ts")}`.quiet();
 const work = join(tmpdir(), `clef-bench-${process.pid}`);
 mkdirSync(work, { recursive: true });
-const LOADGEN = join(work, "loadgen");
-await $`go build -o ${LOADGEN} main.go`
-  .cwd(join(import.meta.dir, "loadgen"))
-  .env({ ...process.env, GO111MODULE: "off", GOFLAGS: "" } as Record<string, string>)
-  .quiet();
+const LOADGEN = await buildLoadgen(work);
 
 const { OUR_BIN, REF_BIN } = await import("../test/helpers/bin.ts");
 const { startAgent, manifest, agentEnv } = await import("../test/helpers/agent.ts");
@@ -46,24 +43,9 @@ const pki = makeTestPki(["api.test", "slow.test", ...mintNames], ["127.0.0.2", "
 // ---------------------------------------------------------------------------------------------
 // Upstream (Go, separate process)
 
-async function serveUpstream(addr: string): Promise<{ proc: ReturnType<typeof Bun.spawn>; port: number }> {
-  const proc = Bun.spawn([LOADGEN, "serve", "-addr", addr, "-cert", pki.certPath, "-key", pki.keyPath], {
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  let text = "";
-  while (!/listening (\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("upstream exited");
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  return { proc, port: Number(/listening (\d+)/.exec(text)![1]) };
-}
-const { proc: upstream, port: upPort } = await serveUpstream("127.0.0.2:0");
+const { proc: upstream, port: upPort } = await serveUpstream(LOADGEN, "127.0.0.2:0", pki);
 // the silent upstream of the held cell, another host and port (its /hold/ never answers in time)
-const { proc: slowUpstream, port: slowPort } = await serveUpstream("127.0.0.3:0");
+const { proc: slowUpstream, port: slowPort } = await serveUpstream(LOADGEN, "127.0.0.3:0", pki);
 
 const agent = startAgent({
   services: manifest(
