@@ -164,11 +164,7 @@ async function start(spec: string) {
     env: { ...agentEnv(agent, TOKEN), SSL_CERT_FILE: pki.caPath, ...floor, ...ENV, ...binEnv },
     hosts,
   });
-  const trim = setInterval(() => {
-    p.stdout.splice(0);
-    p.stderr.splice(0);
-  }, 500);
-  p.exited.then(() => clearInterval(trim));
+  p.discardOutput(); // read and dropped (as bench/run.ts)
   return { p, port, ca: bin.startsWith("floor-") ? pki.caPath : join(p.home, ".config/clef/proxy/ca.crt") };
 }
 

@@ -36,6 +36,12 @@ export interface ProxyProcess {
   exited: Promise<number>;
   waitForStderr(re: RegExp, timeoutMs?: number): Promise<string>;
   waitForStdoutLines(n: number, timeoutMs?: number): Promise<string[]>;
+  /**
+   * From now on read stdout and stderr and drop what comes (the benches: the pipes must never fill,
+   * and splitting and keeping every line of a run under load costs the harness CPU on the machine
+   * being measured, and memory). Drops what was collected so far.
+   */
+  discardOutput(): void;
   kill(signal?: NodeJS.Signals | number): void;
 }
 
@@ -68,11 +74,18 @@ export function withHosts(hosts: Record<string, string> | undefined, argv: strin
   ];
 }
 
-function collect(stream: ReadableStream<Uint8Array>, lines: string[], raw: Uint8Array[], onLine: () => void): void {
+function collect(
+  stream: ReadableStream<Uint8Array>,
+  lines: string[],
+  raw: Uint8Array[],
+  onLine: () => void,
+  mode: { discard: boolean },
+): void {
   const dec = new TextDecoder();
   let buf = "";
   (async () => {
     for await (const chunk of stream) {
+      if (mode.discard) continue;
       raw.push(chunk);
       buf += dec.decode(chunk, { stream: true });
       let i: number;
@@ -111,8 +124,9 @@ export function spawnProxy(opts: SpawnOptions = {}): ProxyProcess {
   const notify = () => {
     for (const w of [...waiters]) w();
   };
-  collect(proc.stdout as ReadableStream<Uint8Array>, stdout, rawOut, notify);
-  collect(proc.stderr as ReadableStream<Uint8Array>, stderr, [], notify);
+  const mode = { discard: false };
+  collect(proc.stdout as ReadableStream<Uint8Array>, stdout, rawOut, notify, mode);
+  collect(proc.stderr as ReadableStream<Uint8Array>, stderr, [], notify, mode);
   const exited = proc.exited.then((c) => {
     notify();
     return c;
@@ -168,6 +182,12 @@ export function spawnProxy(opts: SpawnOptions = {}): ProxyProcess {
       waitUntil(() => stderr.find((l) => re.test(l)), timeoutMs, `stderr ${re}`),
     waitForStdoutLines: (n, timeoutMs = 15000) =>
       waitUntil(() => (stdout.length >= n ? stdout.slice(0, n) : undefined), timeoutMs, `${n} stdout lines`),
+    discardOutput: () => {
+      mode.discard = true;
+      stdout.splice(0);
+      stderr.splice(0);
+      rawOut.splice(0);
+    },
     kill: (signal = "SIGTERM") => {
       try {
         proc.kill(signal);
