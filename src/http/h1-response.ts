@@ -171,10 +171,11 @@ export async function writeUpstreamResponse(
 ): Promise<boolean> {
   const noBody = opts.method === "HEAD" || noBodyStatus(res.status);
   const { head, chunked, close } = upstreamHead(res, opts);
-  if (!noBody && res.body && res.contentLength !== null && res.contentLength <= COALESCE_MAX_BYTES) {
+  // (`readAll` is tried before `body`: reading a fetch Response's body makes its stream)
+  if (!noBody && res.contentLength !== null && res.contentLength <= COALESCE_MAX_BYTES && (res.readAll || res.body)) {
     // A small body of known length: one write (one TLS record) for head and body instead of two or
     // more. The head waits for at most COALESCE_MAX_BYTES the upstream has already announced.
-    const body = res.readAll ? await res.readAll() : await readAtMost(res.body, res.contentLength);
+    const body = res.readAll ? await res.readAll() : await readAtMost(res.body!, res.contentLength);
     const got = body.byteLength;
     const n = Math.min(got, res.contentLength);
     const headLen = head.length;

@@ -42,6 +42,11 @@ export class RequestScope {
   fields: AuditFields = {};
   private audited = false;
 
+  /** Whether this request's line is written (or given up by noLine). */
+  get settled(): boolean {
+    return this.audited;
+  }
+
   constructor(
     readonly serving: Serving,
     readonly conn: Conn,
@@ -67,8 +72,7 @@ export class RequestScope {
   audit(status: AuditStatus, extra: Partial<AuditEntry> = {}): boolean {
     if (this.audited) return false;
     this.audited = true;
-    const tp = getHeader(this.head.headers, "traceparent");
-    this.serving.deps.audit.write({
+    const entry: AuditEntry = {
       ts: this.startNs,
       requestId: this.id,
       clientIp: this.conn.clientIp,
@@ -78,8 +82,10 @@ export class RequestScope {
       status,
       latencyMs: Math.floor(performance.now() - this.t0),
       ...extra,
-      ...(tp && TRACEPARENT.test(tp) ? { traceparent: tp } : {}),
-    });
+    };
+    const tp = getHeader(this.head.headers, "traceparent");
+    if (tp && TRACEPARENT.test(tp)) entry.traceparent = tp;
+    this.serving.deps.audit.write(entry);
     return true;
   }
 

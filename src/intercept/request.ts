@@ -35,7 +35,8 @@ export async function handleRequest(
     req.fields = prepared.fields;
     return await forward(req, d.route, prepared, body);
   } finally {
-    if (req.audit("tls_error", { ...req.fields, upstreamStatus: 502, reason: "internal_error" }))
+    // (checked first: the fields are not copied for the request that wrote its line, every one of them)
+    if (!req.settled && req.audit("tls_error", { ...req.fields, upstreamStatus: 502, reason: "internal_error" }))
       error("request ended without an audit line", req.logBase());
     req.finish();
   }

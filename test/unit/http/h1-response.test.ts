@@ -372,6 +372,22 @@ describe("writeUpstreamResponse", () => {
     expect(latin.writes[0]!.includes(Buffer.from("X-Name: caf\xe9\r\n", "latin1"))).toBe(true);
   });
 
+  test("a small body through readAll never reads `body` (a fetch Response makes its stream when it is read)", async () => {
+    let bodyReads = 0;
+    const r = {
+      ...res({ contentLength: 2, headers: [["content-type", "text/plain"]] }),
+      get body(): ReadableStream<Uint8Array> | null {
+        bodyReads++;
+        return stream(["ok"]);
+      },
+      readAll: async () => Buffer.from("ok"),
+    };
+    const out = new Sink();
+    expect(await writeUpstreamResponse(out, r, opts())).toBe(true);
+    expect(out.text).toEndWith("Content-Length: 2\r\n\r\nok");
+    expect(bodyReads).toBe(0);
+  });
+
   test("unknown length on HTTP/1.1: re-framed as chunked, empty pieces skipped, terminated", async () => {
     const out = new Sink();
     const keep = await writeUpstreamResponse(
