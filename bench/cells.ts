@@ -27,7 +27,7 @@ const ROUNDS = Number(opt("rounds", "2"));
 const SECONDS = Number(opt("seconds", "4"));
 const CELLS = opt("cells", "c16-keepalive").split(",");
 const PROF = opt("prof", "");
-const WARM = opt("warm", "0.5"); // warm-up seconds at c=16 (the JIT compiles for ≈4 s at this load)
+const WARM = opt("warm", "4"); // warm-up seconds at c=16 (the JIT compiles for ≈4 s at this load; bench/run.ts warms 5 s)
 // extra environment for the proxies: --env K=V,K2=V2 (e.g. BUN_JSC_* options); a BIN of the form
 // NAME@K=V,K2=V2 sets them for that one binary
 const ENV = Object.fromEntries(
