@@ -85,7 +85,10 @@ function collect(
   let buf = "";
   (async () => {
     for await (const chunk of stream) {
-      if (mode.discard) continue;
+      if (mode.discard) {
+        buf = ""; // a partial line from before is dropped too
+        continue;
+      }
       raw.push(chunk);
       buf += dec.decode(chunk, { stream: true });
       let i: number;
