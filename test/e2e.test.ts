@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createServer as createTlsServer } from "node:tls";
 import { join } from "node:path";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
-import { curl, parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange } from "./helpers/clients.ts";
+import { curl, curlVia, parseCurl, plainTunnelExchange, rawExchange, run, tunnelExchange } from "./helpers/clients.ts";
 import { freePort, startProxy, tempDir, type ProxyProcess } from "./helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
 import {
@@ -512,12 +512,7 @@ describe("responses and streaming", () => {
     const r = await curl(port, TOKEN, proxyCa, u("pass.test", "/cookies"));
     expect(r.stdout.match(/^Set-Cookie: /gm)?.length).toBe(2);
     const g = await run([
-      "curl",
-      "-sS",
-      "--proxy",
-      `http://u:${TOKEN}@127.0.0.1:${port}`,
-      "--cacert",
-      proxyCa,
+      ...curlVia(port, TOKEN, proxyCa),
       "-D",
       "-",
       "-o",
@@ -530,17 +525,7 @@ describe("responses and streaming", () => {
   test("large download (64 MiB, no Content-Length) and upload (32 MiB, Expect: 100-continue) are byte-exact", async () => {
     const dir = tempDir();
     const out = join(dir, "down.bin");
-    const d = await run([
-      "curl",
-      "-sS",
-      "--proxy",
-      `http://u:${TOKEN}@127.0.0.1:${port}`,
-      "--cacert",
-      proxyCa,
-      "-o",
-      out,
-      u("pass.test", `/stream/${64 << 20}`),
-    ]);
+    const d = await run([...curlVia(port, TOKEN, proxyCa), "-o", out, u("pass.test", `/stream/${64 << 20}`)]);
     expect(d.code).toBe(0);
     const want = createHash("sha256")
       .update(pattern(64 << 20))

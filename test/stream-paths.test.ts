@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentEnv, manifest, startAgent, type Agent } from "./helpers/agent.ts";
-import { run } from "./helpers/clients.ts";
+import { curlVia, run } from "./helpers/clients.ts";
 import { freePort, startProxy, tempDir, type ProxyProcess } from "./helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
 
@@ -97,12 +97,7 @@ async function download(host: string, n: number, seed: number, chunked: boolean)
   const out = join(tempDir(), "body.bin");
   const url = `https://${host}:${upstream.port}/random/${n}/${seed}${chunked ? "?chunked" : ""}`;
   const r = await run([
-    "curl",
-    "-sS",
-    "--proxy",
-    `http://u:${TOKEN}@127.0.0.1:${port}`,
-    "--cacert",
-    proxyCa,
+    ...curlVia(port, TOKEN, proxyCa),
     "-o",
     out,
     "-D",

@@ -32,6 +32,11 @@ export function proxyUrl(port: number, token: string, user = "u"): string {
   return `http://${user}:${token}@127.0.0.1:${port}`;
 }
 
+/** argv of a quiet curl through the proxy, trusting its CA: add the options and the URL. */
+export function curlVia(port: number, token: string, caPath: string): string[] {
+  return ["curl", "-sS", "--proxy", proxyUrl(port, token), "--cacert", caPath];
+}
+
 /** curl through the proxy; returns the full response (-i) on stdout. */
 export function curl(
   port: number,
@@ -40,19 +45,7 @@ export function curl(
   url: string,
   extra: string[] = [],
 ): Promise<RunResult> {
-  return run([
-    "curl",
-    "-sS",
-    "-i",
-    "--max-time",
-    "20",
-    "--proxy",
-    proxyUrl(port, token),
-    "--cacert",
-    caPath,
-    ...extra,
-    url,
-  ]);
+  return run([...curlVia(port, token, caPath), "-i", "--max-time", "20", ...extra, url]);
 }
 
 /** Parse `curl -i` output: last status/headers block and body. */
