@@ -1,34 +1,13 @@
 // The CA store (docs/CONTRACT.md §2): where the root lives, loading it with the reference's checks
-// and error texts, creating it when missing, regenerating it, exporting the certificate.
+// and error texts, creating it when missing, regenerating it, exporting the certificate. Where it lives
+// is ./dir.ts (no crypto: `ca path` loads only that).
 import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from "node:crypto";
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
+import { CAError, type CAPaths } from "./dir.ts";
 import { pemDecode, toPem } from "./der.ts";
 import type { CA } from "./types.ts";
 import { issueRoot } from "./x509.ts";
-
-/** A CA problem: `serve` logs it and exits 5, `ca` commands print it and exit 5. */
-export class CAError extends Error {
-  override name = "CAError";
-}
-
-export interface CAPaths {
-  certPath: string;
-  keyPath: string;
-}
-
-/** $XDG_CONFIG_HOME/clef/proxy (verbatim, even relative) or $HOME/.config/clef/proxy. */
-export function resolveCADir(env: Record<string, string | undefined> = process.env): string {
-  const xdg = env.XDG_CONFIG_HOME;
-  if (xdg) return join(xdg, "clef", "proxy");
-  const home = env.HOME;
-  if (!home) throw new CAError("resolve home dir: $HOME is not defined");
-  return join(home, ".config", "clef", "proxy");
-}
-
-export function defaultPaths(dir: string): CAPaths {
-  return { certPath: join(dir, "ca.crt"), keyPath: join(dir, "ca.key") };
-}
 
 /** Go's error text for an fs failure: "<op> <path>: <reason>". */
 export function fsReason(e: unknown): string {

@@ -119,7 +119,8 @@ const caPath = defineCommand({
       await stdout(commandHelp("clef-proxy ca path", caPath));
       return 0;
     }
-    const { resolveCADir } = await import("../ca/index.ts");
+    // only where the CA lives: not the CA code (node:crypto), which `ca path` does not need
+    const { resolveCADir } = await import("../ca/dir.ts");
     let dir: string;
     try {
       dir = resolveCADir(process.env);
