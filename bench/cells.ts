@@ -38,6 +38,8 @@ const ENV = Object.fromEntries(
 );
 const SYSCALLS = args.includes("--syscalls") ? (args.splice(args.indexOf("--syscalls"), 1), true) : false;
 const PERF = opt("perf", ""); // perf record -p <proxy> during each cell, into PERF.<bin>.<cell>
+// --smaps: at the cell's highest RSS, what holds it (the proxy's mappings grouped by kind, MiB)
+const SMAPS = args.includes("--smaps") ? (args.splice(args.indexOf("--smaps"), 1), true) : false;
 const BINS = args.length ? args : ["bin"];
 
 const work = join(tmpdir(), `clef-cells-${process.pid}`);
@@ -107,6 +109,47 @@ function rssParts(pid: number): { anon: number; file: number } {
   } catch {
     return { anon: 0, file: 0 };
   }
+}
+
+/** RSS by kind of mapping: the executable's pages, the heap, anonymous maps, other files, stacks. */
+function smapsGroups(pid: number): string {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, "utf8");
+  } catch {
+    return "";
+  }
+  const exe = (() => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!;
+    } catch {
+      return "";
+    }
+  })();
+  const groups = new Map<string, number>();
+  let kind = "";
+  for (const l of text.split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(l);
+    if (head) {
+      const name = head[2]!;
+      kind =
+        name === ""
+          ? "anon"
+          : name.startsWith("[")
+            ? name.replace(/:.*/, "")
+            : name === exe || name.endsWith(exe.split("/").pop()!)
+              ? `exe(${head[1]})`
+              : "other-file";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(l);
+    if (rss) groups.set(kind, (groups.get(kind) ?? 0) + Number(rss[1]) / 1024);
+  }
+  return [...groups]
+    .sort((a, b) => b[1] - a[1])
+    .filter(([, v]) => v >= 0.5)
+    .map(([k, v]) => `${k}:${v.toFixed(1)}`)
+    .join(" ");
 }
 
 function procStat(pid: number): { cpu: number; rss: number } {
@@ -200,8 +243,11 @@ async function cell(s: Started, name: string): Promise<string> {
   let maxAnon = 0;
   let maxFile = 0;
   const parts0 = rssParts(pid);
+  let atPeak = "";
   const iv = setInterval(() => {
-    max = Math.max(max, procStat(pid).rss);
+    const rss = procStat(pid).rss;
+    if (SMAPS && rss > max) atPeak = smapsGroups(pid);
+    max = Math.max(max, rss);
     const p = rssParts(pid);
     maxAnon = Math.max(maxAnon, p.anon);
     maxFile = Math.max(maxFile, p.file);
@@ -294,7 +340,7 @@ async function cell(s: Started, name: string): Promise<string> {
       await perf.exited;
     }
   }
-  return `${line}  RSS≤${max.toFixed(0)}`;
+  return `${line}  RSS≤${max.toFixed(0)}${SMAPS ? ` [at peak: ${atPeak}]` : ""}`;
 }
 
 const summary = new Map<string, { rps: number[]; cpu: number[] }>();
