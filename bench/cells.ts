@@ -152,15 +152,16 @@ function smapsGroups(pid: number): string {
     .join(" ");
 }
 
-function procStat(pid: number): { cpu: number; rss: number } {
+function procStat(pid: number): { cpu: number; rss: number; hwm: number } {
   try {
     const st = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(f[11]) + Number(f[12]);
     const s = readFileSync(`/proc/${pid}/status`, "utf8");
-    return { cpu: ticks / 100, rss: Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024 };
+    const kib = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) / 1024;
+    return { cpu: ticks / 100, rss: kib("VmRSS"), hwm: kib("VmHWM") };
   } catch {
-    return { cpu: 0, rss: 0 };
+    return { cpu: 0, rss: 0, hwm: 0 };
   }
 }
 
@@ -283,7 +284,9 @@ async function cell(s: Started, name: string): Promise<string> {
     if (name === "idle") {
       await Bun.sleep(1000);
       const p = rssParts(pid);
-      return `idle RSS ${procStat(pid).rss.toFixed(1)} MiB (anon ${p.anon.toFixed(1)}, file ${p.file.toFixed(1)})`;
+      const st = procStat(pid);
+      // VmHWM: the highest RSS since the process started (bench/run.ts's "peak RSS under load")
+      return `idle RSS ${st.rss.toFixed(1)} MiB (anon ${p.anon.toFixed(1)}, file ${p.file.toFixed(1)}; VmHWM so far ${st.hwm.toFixed(1)})`;
     }
     if (name === "stream") {
       const r = await loadgen([...client(s, `https://api.test:${up.port}/bytes/${100 * 1048576}`), "-n", "1"]);
