@@ -111,7 +111,7 @@ function rssParts(pid: number): { anon: number; file: number } {
   }
 }
 
-/** RSS by kind of mapping: the executable's pages, the heap, anonymous maps, other files, stacks. */
+/** RSS by kind of mapping: anonymous, the executable's (by permissions), [heap]/[stack]/…, other files. */
 function smapsGroups(pid: number): string {
   let text: string;
   try {
@@ -137,7 +137,7 @@ function smapsGroups(pid: number): string {
           ? "anon"
           : name.startsWith("[")
             ? name.replace(/:.*/, "")
-            : name === exe || name.endsWith(exe.split("/").pop()!)
+            : exe !== "" && (name === exe || name.endsWith(`/${exe.split("/").pop()}`))
               ? `exe(${head[1]})`
               : "other-file";
       continue;
