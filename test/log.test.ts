@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { formatLine, formatTime, goQuote, needsQuoting } from "../src/log/slog.ts";
+import { OUR_BIN } from "./helpers/bin.ts";
+import { tempDir } from "./helpers/proxy.ts";
 
 describe("slog text format (Go TextHandler parity)", () => {
   const t = new Date(Date.UTC(2026, 10, 22, 21, 47, 27, 487));
@@ -42,5 +46,59 @@ describe("slog text format (Go TextHandler parity)", () => {
     expect(needsQuoting("ns/KEY")).toBe(false);
     expect(needsQuoting("héllo")).toBe(false);
     expect(goQuote("a\nb\x00")).toBe('"a\\nb\\x00"');
+  });
+});
+
+describe("the binary's log time is local time, in every zone (UTC told without the engine's zone data)", () => {
+  /** The first line `serve` logs, with `env` (an unusable agent URL: it exits 4 after the CA step). */
+  function firstLine(env: Record<string, string>): string {
+    const home = tempDir("clef-tz-");
+    const cfg = join(home, "c.json");
+    writeFileSync(cfg, JSON.stringify({ listen: { port: 0 } }));
+    const r = Bun.spawnSync([OUR_BIN, "serve", "--config", cfg], {
+      env: {
+        HOME: home,
+        CLEF_PROXY_AGENT_URL: "ftp://agent",
+        CLEF_PROXY_AGENT_TOKEN: "t",
+        CLEF_PROXY_TOKEN: "w",
+        ...env,
+      },
+    });
+    expect(r.exitCode).toBe(4);
+    return r.stderr.toString().split("\n")[0]!;
+  }
+  const stamp = (line: string) => /^time=(\S+) level=INFO msg="clef-proxy starting"/.exec(line)?.[1] ?? line;
+  // the offset the zone has now (November–March: standard time; the rest of the year: summer time)
+  const offset = (zone: string) => {
+    const r = Bun.spawnSync([process.execPath, "-e", "console.log(-new Date().getTimezoneOffset())"], {
+      env: { ...process.env, TZ: zone },
+    });
+    const m = Number(r.stdout.toString().trim());
+    return m === 0
+      ? "Z"
+      : `${m < 0 ? "-" : "+"}${String(Math.floor(Math.abs(m) / 60)).padStart(2, "0")}:${String(Math.abs(m) % 60).padStart(2, "0")}`;
+  };
+
+  test.each(["Asia/Kolkata", "Europe/Berlin", "America/St_Johns", "UTC", ":UTC", "Etc/UTC"])("TZ=%s", (zone) => {
+    const t = stamp(firstLine({ TZ: zone }));
+    expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$/);
+    expect(t.endsWith(offset(zone))).toBe(true);
+    // and the wall clock of that zone: within a minute of now
+    const ms = Date.parse(t);
+    expect(Math.abs(ms - Date.now())).toBeLessThan(60_000);
+  });
+
+  test("no TZ: the zone /etc/localtime names, as the engine reads it", () => {
+    const t = stamp(firstLine({}));
+    const r = Bun.spawnSync([process.execPath, "-e", "console.log(-new Date().getTimezoneOffset())"], {
+      env: { PATH: process.env.PATH ?? "" },
+    });
+    const m = Number(r.stdout.toString().trim());
+    if (m === 0) expect(t).toEndWith("Z");
+    else expect(t).not.toEndWith("Z");
+  });
+
+  test("Asia/Kolkata is +05:30 (the check above can tell zones apart)", () => {
+    expect(stamp(firstLine({ TZ: "Asia/Kolkata" }))).toEndWith("+05:30");
   });
 });

@@ -3,7 +3,7 @@
 // run in a child process (the real stderr); the format itself is test/log.test.ts.
 import { describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { flushLog, formatTime, info, logSoon, setLogSink } from "../../../src/log/slog.ts";
+import { flushLog, formatTime, info, logSoon, setLogSink, zoneIsUtc } from "../../../src/log/slog.ts";
 
 const SLOG = resolve(import.meta.dir, "../../../src/log/slog.ts");
 
@@ -92,5 +92,33 @@ describe("formatTime's per-second cache", () => {
     }
     for (const d of [new Date(0), new Date(t0 + 999), new Date(t0 + 1000), new Date(t0), new Date(t0 + 5)])
       expect(formatTime(d)).toBe(slow(d));
+  });
+});
+
+describe("zoneIsUtc: local time known to be UTC without the engine's time-zone data", () => {
+  const link = (target: string) => () => target;
+  const none = () => {
+    throw Object.assign(new Error("ENOENT"), { code: "ENOENT" });
+  };
+  const cases: Array<[string, Record<string, string>, (p: string) => string, boolean]> = [
+    ["TZ=UTC", { TZ: "UTC" }, none, true],
+    ["TZ=:UTC (AWS Lambda)", { TZ: ":UTC" }, none, true],
+    ["TZ=Etc/UTC", { TZ: "Etc/UTC" }, none, true],
+    ["TZ=:Etc/UCT", { TZ: ":Etc/UCT" }, none, true],
+    ["TZ=Zulu", { TZ: "Zulu" }, none, true],
+    ["TZ=Europe/Berlin wins over a UTC link", { TZ: "Europe/Berlin" }, link("/usr/share/zoneinfo/Etc/UTC"), false],
+    ["TZ= (empty): the engine decides", { TZ: "" }, link("/usr/share/zoneinfo/Etc/UTC"), false],
+    ["TZ=UTC+3 (a POSIX rule with an offset)", { TZ: "UTC+3" }, none, false],
+    ["TZ=utc (not a zone name)", { TZ: "utc" }, none, false],
+    ["no TZ, link to Etc/UTC", {}, link("/usr/share/zoneinfo/Etc/UTC"), true],
+    ["no TZ, relative link to UTC", {}, link("../usr/share/zoneinfo/UTC"), true],
+    ["no TZ, link to Universal", {}, link("/usr/share/zoneinfo/Universal"), true],
+    ["no TZ, link to Europe/London (UTC in winter only)", {}, link("/usr/share/zoneinfo/Europe/London"), false],
+    ["no TZ, link to posix/UTC (not recognised)", {}, link("/usr/share/zoneinfo/posix/UTC"), false],
+    ["no TZ, link outside zoneinfo", {}, link("/etc/UTC"), false],
+    ["no TZ, no link (a copied file, or none)", {}, none, false],
+  ];
+  test.each(cases)("%s", (_name, env, readLink, want) => {
+    expect(zoneIsUtc(env, readLink)).toBe(want);
   });
 });
