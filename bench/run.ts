@@ -5,7 +5,9 @@
 // the scripted agent of the tests (in this process; idle while load runs except for the reference's
 // per-request secret fetches, which are part of its cost), each proxy under `unshare -m` with a
 // private /etc/hosts so `api.test` names the upstream. Cells are short (BENCH_SECONDS, default 4 s):
-// the numbers are ratios within one run, not absolutes.
+// the numbers are ratios within one run, not absolutes. Every target runs from start to end, and each
+// cell runs for every target in turn (direct, reference, ours, mitmproxy), so that the ratios of a
+// cell are taken minutes closer together than when each target ran all its cells on its own.
 import { $ } from "bun";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -236,8 +238,18 @@ const MITM = Bun.which("mitmdump");
 if (MITM && process.env.BENCH_SKIP_MITM !== "1") targets.push({ name: "mitmproxy", bin: MITM });
 else if (!MITM) console.log("NOTICE: mitmdump not installed (apt-get install mitmproxy): no mitmproxy column");
 
+// Every target is started first and kept running; then each step runs for every target in turn, so
+// that a slow phase of the shared VM (which can last a minute: docs/PERFORMANCE.md, fourth pass)
+// hits the targets of a cell alike instead of one target's whole column. The ratios are what the
+// targets are about.
+interface Running {
+  spec: { name: string; bin?: string };
+  r: TargetResult;
+  t: Target;
+}
+const running: Running[] = [];
 for (const spec of targets) {
-  console.log(`\n== ${spec.name}`);
+  console.log(`\n== ${spec.name}: start`);
   const r: TargetResult = { cells: {} };
   results[spec.name] = r;
   let t: Target;
@@ -258,10 +270,19 @@ for (const spec of targets) {
     await Bun.sleep(300);
     r.idle_rss_mib = rssKiB(pidOf(t.proxy!)).rss / 1024;
   }
-  // warm-up (and the first leaf for api.test): keep-alive requests, then new connections
+  running.push({ spec, r, t });
+}
+
+// warm-up (and the first leaf for api.test), the same for every target: keep-alive requests, then
+// new connections
+for (const { t } of running) {
   await loadgen([...clientArgs(t, URL), "-c", "16", "-d", `${WARM_SECONDS * 0.8}s`]);
   await loadgen([...clientArgs(t, URL), "-c", "16", "-d", `${WARM_SECONDS * 0.2}s`, "-keepalive=false"]);
-  for (const { c, keepalive } of cells) {
+}
+
+console.log("\n== cells (each cell for every target in turn)");
+for (const { c, keepalive } of cells) {
+  for (const { spec, r, t } of running) {
     // the proxy's RSS sampled while the cell runs (which cell drives the peak)
     let cellMax = 0;
     const sampler = t.proxy
@@ -274,13 +295,21 @@ for (const spec of targets) {
     }
     r.cells[cellName(c, keepalive)] = res;
     console.log(
-      `  ${cellName(c, keepalive).padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
+      `  ${cellName(c, keepalive).padEnd(16)} ${spec.name.padEnd(10)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
     );
   }
-  if (t.proxy) r.peak_rss_mib = rssKiB(pidOf(t.proxy)).hwm / 1024;
+}
+for (const { r, t } of running) if (t.proxy) r.peak_rss_mib = rssKiB(pidOf(t.proxy)).hwm / 1024;
+
+console.log("\n== held (each target in turn)");
+for (const { spec, r, t } of running) {
+  console.log(`  ${spec.name}`);
   // held: HELD requests to a silent upstream (another host and port) stay open through the target
   // while the c=16 keep-alive cell runs to the normal upstream; compared with the undisturbed cell
   {
+    // requests an earlier target still holds there (the reference does not cancel them when its
+    // client goes away, and every target keeps running until the end): not this target's
+    const before = await holding();
     const held = Bun.spawn(
       [
         LOADGEN,
@@ -294,7 +323,7 @@ for (const spec of targets) {
       { stdout: "ignore", stderr: "ignore" },
     );
     await Bun.sleep(QUICK ? 1000 : 3000); // every tunnel opened, the requests in (or queued for) the upstream
-    r.held_at_upstream = await holding();
+    r.held_at_upstream = (await holding()) - before;
     let cellMax = 0;
     const sampler = t.proxy
       ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
@@ -310,8 +339,12 @@ for (const spec of targets) {
     console.log(
       `  c16-keepalive-held ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}  (${HELD} held, ${r.held_at_upstream} at the upstream)${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
     );
-    for (let i = 0; i < 50 && (await holding()) > 0; i++) await Bun.sleep(100); // the upstream let them go
+    for (let i = 0; i < 50 && (await holding()) > before; i++) await Bun.sleep(100); // the upstream let them go
   }
+}
+console.log("\n== first requests to new hosts, stream (each target in turn)");
+for (const { spec, r, t } of running) {
+  console.log(`  ${spec.name}`);
   if (t.proxy) {
     // first request to never-seen hosts: each name needs a new leaf (passthrough hosts: no secret)
     const offset = MINT_HOSTS * ["reference", "ours", "mitmproxy"].indexOf(spec.name);
@@ -339,8 +372,8 @@ for (const spec of targets) {
       `  stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${r.stream.mib_per_s.toFixed(0)} MiB/s  RSS growth ${r.stream.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)`,
     );
   }
-  await stopTarget(t);
 }
+for (const { t } of running) await stopTarget(t);
 
 upstream.kill();
 slowUpstream.kill();
