@@ -239,8 +239,8 @@ const MITM = Bun.which("mitmdump");
 if (MITM && process.env.BENCH_SKIP_MITM !== "1") targets.push({ name: "mitmproxy", bin: MITM });
 else if (!MITM) console.log("NOTICE: mitmdump not installed (apt-get install mitmproxy): no mitmproxy column");
 
-// Every target is started first and kept running; then each step runs for every target in turn, so
-// that a slow phase of the shared VM (which can last a minute: docs/PERFORMANCE.md, fourth pass)
+// Every target is started first and kept running up to its held cell; each step runs for every
+// target in turn, so that a slow phase of the shared VM (which can last a minute: docs/PERFORMANCE.md, fourth pass)
 // hits the targets of a cell alike instead of one target's whole column. The ratios are what the
 // targets are about.
 interface Running {
@@ -342,8 +342,8 @@ for (const { spec, r, t } of running) {
   // held: HELD requests to a silent upstream (another host and port) stay open through the target
   // while the c=16 keep-alive cell runs to the normal upstream; compared with the undisturbed cell
   {
-    // requests an earlier target still holds there (the reference does not cancel them when its
-    // client goes away, and every target keeps running until the end): not this target's
+    // what the silent upstream still holds from earlier targets is not this target's (nothing,
+    // normally: each target is stopped after its held cell, which ends what it held)
     const before = await holding();
     const held = Bun.spawn(
       [
