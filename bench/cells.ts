@@ -158,8 +158,8 @@ function procStat(pid: number): { cpu: number; rss: number; hwm: number } {
     const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(f[11]) + Number(f[12]);
     const s = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kib = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) / 1024;
-    return { cpu: ticks / 100, rss: kib("VmRSS"), hwm: kib("VmHWM") };
+    const kib = (re: RegExp) => Number(re.exec(s)?.[1] ?? 0) / 1024;
+    return { cpu: ticks / 100, rss: kib(/VmRSS:\s+(\d+)/), hwm: kib(/VmHWM:\s+(\d+)/) };
   } catch {
     return { cpu: 0, rss: 0, hwm: 0 };
   }
