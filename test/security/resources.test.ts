@@ -141,6 +141,50 @@ describe("finding 4 (medium): stalled upstream requests do not freeze forwarding
       await x.stop();
     }
   }, 90_000);
+
+  // The reference ends them on its listener but keeps them inside a TLS tunnel until the upstream
+  // answers (docs/CONTRACT.md §20.3): the tunnel case is the one that tells the two apart.
+  test.each(["listener", "tls-tunnel"] as const)(
+    "clients that go away end their upstream requests and free the origin's slots (%s)",
+    async (mode) => {
+      const x = await w.extraProxy();
+      try {
+        const port = mode === "listener" ? w.passPlainPort : w.passTlsPort;
+        const host = `pass.test:${port}`;
+        const tag = `/__silent-gone-${mode}-`;
+        const mine = () => w.pass.requests.filter((q) => q.target.startsWith(tag));
+        const request = (path: string) =>
+          mode === "listener"
+            ? { mode, data: plainGet(host, path) }
+            : {
+                mode,
+                token: TOKEN,
+                connectTarget: host,
+                ca: x.proxyCa,
+                data: `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+              };
+        // 128 silent requests: every upstream slot of the origin taken (docs/CONTRACT.md §20.4); each
+        // client gives up after 2 s and closes its connection
+        const gone = Promise.all(
+          Array.from({ length: 128 }, (_, i) => exchange({ port: x.port, ...request(`${tag}${i}`), timeoutMs: 2000 })),
+        );
+        await waitFor(() => mine().length >= 128, 10_000, 50);
+        expect(mine().filter((q) => q.conn.closedAt !== undefined).length).toBe(0);
+        await gone;
+        // each upstream request is aborted: its connection to the upstream closes
+        await waitFor(() => mine().every((q) => q.conn.closedAt !== undefined), 5_000, 50);
+        expect(mine().filter((q) => q.conn.closedAt === undefined).length).toBe(0);
+        // and the slots are free: a request to the same origin is answered at once, not queued
+        const t0 = Date.now();
+        const r = await exchange({ port: x.port, ...request("/gone-after"), until: hasResponses(1), timeoutMs: 3000 });
+        expect(parseResponses(r.data)[0]?.status).toBe(200);
+        expect(Date.now() - t0).toBeLessThan(2000);
+      } finally {
+        await x.stop();
+      }
+    },
+    60_000,
+  );
 });
 
 // ------------------------------------------------------------------------------------------------
