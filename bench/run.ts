@@ -334,10 +334,10 @@ for (const { spec, r, t } of running) {
   }
 }
 // Last, the held cells, each target stopped after its own: the reference does not cancel the requests
-// it held in TLS tunnels when their client goes away (docs/CONTRACT.md §20.3), and with it still running ours' held
-// cell came out at 104, 72 and 63 % of undisturbed (104 % in a run without it; the reference sat at
-// 0 % CPU meanwhile, so the cause is not established). Stopped, no target's held requests remain at
-// the silent upstream when the next one's cell runs, as in the old order.
+// it held in TLS tunnels when their client goes away (docs/CONTRACT.md §20.3), and with it still
+// running ours' held cell came out at 104, 72 and 63 % of undisturbed (104 % in a run without it;
+// the reference sat at 0 % CPU meanwhile, so the cause is not established). Stopped, no target's
+// held requests remain at the silent upstream when the next one's cell runs, as in the old order.
 console.log("\n== held (each target in turn, stopped after its cell)");
 for (const { spec, r, t } of running) {
   console.log(`  ${spec.name}`);
