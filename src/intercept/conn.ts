@@ -10,10 +10,6 @@ export interface ConnData {
   conn?: Conn;
   /** Set on a TLS tunnel socket until its handshake completes (./tunnel.ts). */
   onHandshake?: (sock: Socket<ConnData>, success: boolean, sni: string | undefined, err: string) => void;
-  /** Set on an upstream client socket until it opened (./h1-client.ts): makes its Conn. */
-  onUpstreamOpen?: (sock: Socket<ConnData>) => void;
-  /** Set on an upstream client socket until its TLS handshake completes or fails (./h1-client.ts). */
-  onUpstreamHandshake?: (success: boolean, code: string) => void;
 }
 
 export class ClosedError extends Error {

@@ -1,13 +1,10 @@
-// The upstream forwarder (docs/CONTRACT.md §10, §12, §18.2, §18.7, §18.11, §18.20): body-less
-// requests sent directly go through the proxy's own HTTP/1.1 client (./h1-client.ts: ≈25 µs of CPU
-// less per request, docs/PERFORMANCE.md fifth pass); requests with a body and requests through a
-// corporate proxy through Bun's fetch. Either way:
+// The upstream forwarder on Bun's fetch (docs/CONTRACT.md §10, §12, §18.2, §18.7, §18.11, §18.20):
 // - the URL is built from the decision's parts — scheme, the vetted address (or, through a corporate
 //   proxy, the name), port, origin-form path — then parsed back and compared with them before
 //   anything is sent: no client byte can move the request to another host;
 // - TLS verifies the real name (`tls.serverName`) against the runtime's trust store (./trust.ts);
 // - every vetted address is tried in order while nothing of the request was sent (dial failures);
-// - at most UPSTREAM_MAX_PER_ORIGIN requests in flight per origin (./scheduler.ts);
+// - at most UPSTREAM_MAX_PER_ORIGIN requests per origin in fetch (./scheduler.ts);
 // - the response head is due UPSTREAM_FIRST_BYTE_TIMEOUT_MS after the request started or, while its
 //   body streams, after the last piece the upstream took (a long upload is not cut while it moves);
 // - no redirects followed, no decompression; bodies streamed both ways.
@@ -19,7 +16,6 @@ import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from "./forward-types.ts";
 import { UPSTREAM_FIRST_BYTE_TIMEOUT_MS, UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN } from "./limits.ts";
 import { Scheduler } from "./scheduler.ts";
-import { H1Client, type H1Response } from "./h1-client.ts";
 import { relayUpgrade } from "./upgrade.ts";
 import { describeUpstreamError, hostPort, isDialFailure, UpstreamError } from "./upstream-error.ts";
 
@@ -30,16 +26,6 @@ const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s ==
  * HTTP client gets must name exactly the host and port decided, with no userinfo and no fragment.
  */
 export function upstreamUrl(scheme: "http" | "https", host: string, port: number, pathAndQuery: string): string {
-  return checkedUrl(scheme, host, port, pathAndQuery).href;
-}
-
-/** `upstreamUrl`, and the request-target the parsed URL gives (what fetch would send: percent-encoded). */
-function checkedUrl(
-  scheme: "http" | "https",
-  host: string,
-  port: number,
-  pathAndQuery: string,
-): { href: string; target: string } {
   if (!pathAndQuery.startsWith("/")) throw new UpstreamError("request-target rejected");
   const base = `${scheme}://${hostPort(host, port)}`;
   const href = base + pathAndQuery;
@@ -54,8 +40,7 @@ function checkedUrl(
   }
   if (u.protocol !== expected.protocol || u.host !== expected.host || u.username || u.password || u.hash)
     throw new UpstreamError("request-target rejected");
-  // no userinfo, no fragment: the parsed href is scheme "//" host, then the target as fetch sends it
-  return { href, target: u.href.slice(u.protocol.length + 2 + u.host.length) };
+  return href;
 }
 
 /** isIP(host) !== 0, without the parse for the common case: a name (no colon, not dotted digits). */
@@ -118,8 +103,7 @@ function proxyOption(
   return Object.keys(headers).length ? { url: p.url, headers } : p.url;
 }
 
-/** A fetch response's fields as handed on (exported for the differential test of ../http/h1-response-head.ts). */
-export function responseHeaders(res: Response): Headers {
+function responseHeaders(res: Response): Headers {
   const out: Headers = [];
   let cookies = false;
   res.headers.forEach((value, name) => {
@@ -145,11 +129,10 @@ export interface ForwarderOptions {
   firstByteTimeoutMs?: number;
 }
 
-export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { scheduler: Scheduler; h1: H1Client } {
+export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { scheduler: Scheduler } {
   const scheduler = new Scheduler(UPSTREAM_MAX_IN_FLIGHT, UPSTREAM_MAX_PER_ORIGIN);
   const firstByteLimit = opts.firstByteTimeoutMs ?? UPSTREAM_FIRST_BYTE_TIMEOUT_MS;
   const FIRST_BYTE_TIMEOUT = `upstream did not answer within ${firstByteLimit / 1000}s`;
-  const h1 = new H1Client();
 
   /** One fetch per candidate address until one answers; returns the response or the last error. */
   async function attempt(req: UpstreamRequest, signal: AbortSignal, timedOut: () => boolean): Promise<Response> {
@@ -172,33 +155,8 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
     throw new UpstreamError(describeUpstreamError(lastErr, { host: req.host, addr, port: req.port }));
   }
 
-  /**
-   * The same through the proxy's own client (./h1-client.ts): body-less requests sent directly.
-   * The URL is built and parsed back as for fetch, and its target (percent-encoded as fetch would
-   * send it) is what goes on the request line.
-   */
-  async function attemptH1(req: UpstreamRequest, signal: AbortSignal, timedOut: () => boolean): Promise<H1Response> {
-    if (req.addresses.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
-    const tlsName = req.scheme === "https" ? (isIpLiteral(req.host) ? "" : req.host) : null;
-    let lastErr: unknown;
-    let addr = req.addresses[0]!;
-    for (addr of req.addresses) {
-      const { target } = checkedUrl(req.scheme, addr, req.port, req.pathAndQuery);
-      try {
-        return await h1.request({ ...req, pathAndQuery: target }, addr, tlsName, signal);
-      } catch (e) {
-        lastErr = e;
-        if (timedOut()) throw new UpstreamError(FIRST_BYTE_TIMEOUT);
-        if (req.signal.aborted) throw new UpstreamError("request cancelled");
-        if (!isDialFailure(e)) break;
-      }
-    }
-    throw new UpstreamError(describeUpstreamError(lastErr, { host: req.host, addr, port: req.port }));
-  }
-
   return {
     scheduler,
-    h1,
     upgrade(req, client, onResponse) {
       return relayUpgrade(client, req, onResponse);
     },
@@ -236,28 +194,12 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
           throw new UpstreamError(timedOut ? FIRST_BYTE_TIMEOUT : "request cancelled");
         });
         const sent = performance.now();
-        const done = release;
-        if (!req.proxy && !req.body) {
-          const res = await attemptH1(req, signal, () => timedOut);
-          series.upstreamTtfb.observe(undefined, (performance.now() - sent) / 1000);
-          release = undefined; // from here the caller releases, when the body was relayed
-          return {
-            status: res.head.status,
-            statusText: res.head.reason,
-            headers: res.headers,
-            get body() {
-              return res.body();
-            },
-            readAll: () => res.readAll(),
-            contentLength: res.head.contentLength,
-            release: done,
-          };
-        }
         const res = await attempt(req, signal, () => timedOut);
         series.upstreamTtfb.observe(undefined, (performance.now() - sent) / 1000);
         const cl = res.headers.get("content-length");
         const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
         if (noBody) await res.body?.cancel().catch(() => {});
+        const done = release;
         release = undefined; // from here the caller releases, when the body was relayed
         return {
           status: res.status,

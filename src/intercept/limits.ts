@@ -35,11 +35,6 @@ export const AUTH_FAILURE_RATE = 10;
 export const AUTH_FAILURE_MAX_WAITING = 256;
 /** Wrong-token WARN lines after the first are summed over this interval. */
 export const AUTH_WARN_INTERVAL_MS = 10_000;
-/** Upstream requests in flight (fetch and ./h1-client.ts), in total and per origin (fetch's own cap is 256). */
+/** Upstream requests in flight through fetch, in total and per origin (fetch's own cap is 256). */
 export const UPSTREAM_MAX_IN_FLIGHT = 224;
 export const UPSTREAM_MAX_PER_ORIGIN = 128;
-/** The upstream client's pooled keep-alive connections (./h1-client.ts): idle ones closed after this
- *  (below the 60 s many servers and load balancers keep an idle connection)… */
-export const UPSTREAM_IDLE_TIMEOUT_MS = 50_000;
-/** …and at most this many idle in total (per origin at most UPSTREAM_MAX_PER_ORIGIN). */
-export const UPSTREAM_MAX_IDLE = 512;

@@ -1,6 +1,5 @@
-// The socket-handler objects of the data path — one for the listener's sockets and the TLS sockets of
-// tunnels (upgradeTLS) alike, one for the upstream client's sockets (./h1-client.ts): each event
-// goes to the socket's Conn. Every callback
+// The one socket-handler object for every Bun socket of the data path — the listener's sockets and
+// the TLS sockets of tunnels (upgradeTLS) alike: each event goes to the socket's Conn. Every callback
 // runs under a guard: an exception in a socket callback kills the process when it escapes (measured,
 // shared/PHASE2.md §2.1), and one that is swallowed can leave a connection counted for ever (issue 13
 // item 3). The guard closes that connection, which frees its slot, and logs once.
@@ -59,44 +58,3 @@ export function createSocketHandlers(accept: (sock: Socket<ConnData>) => void): 
     },
   };
 }
-
-/** The handlers of the upstream client's sockets (Bun.connect): no accept; the handshake's verdict. */
-export const upstreamSocketHandlers: SocketHandler<ConnData> = {
-  open(sock) {
-    // the Conn exists before any byte can arrive (the connect promise resolves later)
-    guard(sock, () => {
-      const open = sock.data?.onUpstreamOpen;
-      sock.data.onUpstreamOpen = undefined;
-      open?.(sock);
-    });
-  },
-  data(sock, chunk) {
-    guard(sock, () => sock.data?.conn?.onData(chunk));
-  },
-  drain(sock) {
-    guard(sock, () => sock.data?.conn?.onDrain());
-  },
-  end(sock) {
-    guard(sock, () => sock.data?.conn?.onEnd());
-  },
-  close(sock) {
-    guard(sock, () => {
-      sock.data?.onUpstreamHandshake?.(false, "");
-      sock.data?.conn?.onClose();
-    });
-  },
-  error(sock) {
-    guard(sock, () => sock.data?.conn?.onClose());
-  },
-  timeout(sock) {
-    // set only while the connection idles in the pool
-    guard(sock, () => sock.data?.conn?.destroy());
-  },
-  handshake(sock, success, authorizationError) {
-    guard(sock, () => {
-      const h = sock.data?.onUpstreamHandshake;
-      sock.data.onUpstreamHandshake = undefined;
-      h?.(success, (authorizationError as { code?: string } | null)?.code ?? "");
-    });
-  },
-};

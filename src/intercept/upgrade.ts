@@ -10,7 +10,7 @@
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { HeadBuffer } from "../http/head-buffer.ts";
-import { GO_USER_AGENT } from "../http/headers.ts";
+import { canonicalHeaderName, GO_USER_AGENT } from "../http/headers.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { ByteDuplex, UpstreamRequest } from "./forward-types.ts";
 import {
@@ -20,7 +20,6 @@ import {
   UPSTREAM_CONNECT_TIMEOUT_MS,
   UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
 } from "./limits.ts";
-import { requestHead } from "./h1-client.ts";
 import { PullQueue } from "./pull.ts";
 import { describeUpstreamError, hostPort, isDialFailure, UpstreamError } from "./upstream-error.ts";
 
@@ -154,6 +153,17 @@ async function dial(req: UpstreamRequest): Promise<Socket> {
     }
   }
   throw new UpstreamError(describeUpstreamError(lastErr, { host: req.host, addr, port: req.port }));
+}
+
+function requestHead(req: UpstreamRequest): Buffer {
+  let head = `${req.method} ${req.pathAndQuery} HTTP/1.1\r\n`;
+  let ua = false;
+  for (const [k, v] of req.headers) {
+    if (k.toLowerCase() === "user-agent") ua = true;
+    head += `${canonicalHeaderName(k)}: ${v}\r\n`;
+  }
+  if (!ua) head += `User-Agent: ${GO_USER_AGENT}\r\n`;
+  return Buffer.from(`${head}\r\n`, "latin1");
 }
 
 /** Relay a non-101 answer's body as framed by Content-Length (else until the upstream closes). */
