@@ -6,6 +6,7 @@ import { BodyReader, type ByteSource } from "../../../src/http/body.ts";
 import { createForwarder, firstByteLeft, upstreamUrl } from "../../../src/intercept/forward.ts";
 import type { UpstreamRequest } from "../../../src/intercept/forward-types.ts";
 import { hostPort, UpstreamError } from "../../../src/intercept/upstream-error.ts";
+import { freePort } from "../../helpers/proxy.ts";
 
 describe("upstreamUrl", () => {
   test.each([
@@ -81,6 +82,32 @@ describe("createForwarder().forward", () => {
     proxy: null,
     signal: ac.signal,
     ...(withController ? { controller: ac } : {}),
+  });
+
+  test("a refused first address, then the next vetted one answers", async () => {
+    const f = createForwarder();
+    const res = await f.forward({
+      ...request("/", new AbortController(), true),
+      addresses: ["127.0.0.9", "127.0.0.1"],
+    });
+    expect(res.status).toBe(200);
+    await res.readAll!();
+    res.release();
+  });
+
+  test("every address refused → the reference's text for the last one, the slot freed", async () => {
+    const f = createForwarder();
+    const port = await freePort();
+    const p = f.forward({ ...request("/", new AbortController(), true), port, addresses: ["127.0.0.1"] });
+    await expect(p).rejects.toThrow(new UpstreamError(`dial tcp 127.0.0.1:${port}: connect: connection refused`));
+    expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
+  });
+
+  test("the first-byte deadline cuts a silent upstream and frees its slot", async () => {
+    const f = createForwarder({ firstByteTimeoutMs: 100 });
+    const p = f.forward(request("/hold", new AbortController(), true));
+    await expect(p).rejects.toThrow(new UpstreamError("upstream did not answer within 0.1s"));
+    expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
   });
 
   for (const withController of [true, false]) {
