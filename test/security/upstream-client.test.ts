@@ -99,15 +99,20 @@ beforeAll(async () => {
     if (path === "/twocl") return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd";
     return ok(`honest ${path} on ${c.id}`);
   });
+  const bearer = (host: string, credential: string) => ({
+    name: host.replace(/\W/g, "-"),
+    host,
+    auth: { scheme: "bearer", credential },
+  });
   agent = startAgent({
     services: manifest([
-      { name: "a", host: "a.test", auth: { scheme: "bearer", credential: "ns/A" } },
-      { name: "b", host: "b.test", auth: { scheme: "bearer", credential: "ns/B" } },
-      { name: "w", host: "wrong.test", auth: { scheme: "bearer", credential: "ns/W" } },
-      { name: "o", host: "other.test", auth: { scheme: "bearer", credential: "ns/W" } },
-      { name: "s", host: "smuggle.test", auth: { scheme: "bearer", credential: "ns/S" } },
-      { name: "ip2", host: "127.0.0.2", auth: { scheme: "bearer", credential: "ns/A" } },
-      { name: "ip3", host: "127.0.0.3", auth: { scheme: "bearer", credential: "ns/W" } },
+      bearer("a.test", "ns/A"),
+      bearer("b.test", "ns/B"),
+      bearer("wrong.test", "ns/W"),
+      bearer("other.test", "ns/W"),
+      bearer("smuggle.test", "ns/S"),
+      bearer("127.0.0.2", "ns/A"),
+      bearer("127.0.0.3", "ns/W"),
     ]),
     secrets: SECRETS,
   });
