@@ -46,12 +46,24 @@ export interface RecRequest {
  *   /__badcl…    answer `Content-Length: x1`, then close
  *   /__midhead…  answer half a head, then close
  *   /__endless…  answer 200 chunked and produce body bytes for ever (with back-pressure)
+ *   /__appended… answer as usual, then append an unasked-for second response (`X-Smuggled: 1`)
+ *                on the same connection, which stays open
+ *   /__twocl…    answer with two different Content-Lengths, then close
  */
-export type Behaviour = "answer" | "silent" | "garbage" | "bighead" | "badcl" | "midhead" | "endless";
+export type Behaviour =
+  | "answer"
+  | "silent"
+  | "garbage"
+  | "bighead"
+  | "badcl"
+  | "midhead"
+  | "endless"
+  | "appended"
+  | "twocl";
 
 export function behaviourOf(target: string): Behaviour {
   const p = target.replace(/^[a-z]+:\/\/[^/]*/i, "");
-  for (const b of ["silent", "garbage", "bighead", "badcl", "midhead", "endless"] as const)
+  for (const b of ["silent", "garbage", "bighead", "badcl", "midhead", "endless", "appended", "twocl"] as const)
     if (p.startsWith(`/__${b}`)) return b;
   return "answer";
 }
@@ -138,6 +150,18 @@ export function startRecorder(opts: RecorderOptions): Recorder {
         write(sock, "HTTP/1.1 200 OK\r\nX-Half: ");
         sock.end();
         st.dead = true;
+        return;
+      case "twocl":
+        write(sock, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd");
+        sock.end();
+        st.dead = true;
+        return;
+      case "appended":
+        write(
+          sock,
+          `HTTP/1.1 200 OK\r\nX-Rec-Who: ${opts.name}\r\nX-Rec-Id: ${id}\r\nContent-Length: 5\r\n\r\nfirst` +
+            "HTTP/1.1 200 OK\r\nX-Smuggled: 1\r\nContent-Length: 8\r\n\r\nsmuggled",
+        );
         return;
       case "endless": {
         write(

@@ -10,11 +10,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Socket, TCPSocketListener } from "bun";
 import { type Agent, agentEnv, manifest, startAgent } from "../helpers/agent.ts";
 import { curl, parseCurl } from "../helpers/clients.ts";
 import { freePort, type ProxyProcess, startProxy, tempDir } from "../helpers/proxy.ts";
 import { makeTestPki } from "../helpers/tls.ts";
+import { portOf, type RecRequest, type Recorder, startRecorder } from "./recorder.ts";
 
 const TOKEN = "upstream-leg-workload-token";
 const SECRETS: Record<string, string> = {
@@ -24,66 +24,14 @@ const SECRETS: Record<string, string> = {
   "ns/S": "secret-S-1c3e5a7b99",
 };
 
-interface Conn {
-  id: number;
-  sni?: string;
-  /** Requests received: [Host, Authorization] */
-  requests: Array<{ host: string; auth: string; path: string }>;
-  bytes: number;
-}
-
-/**
- * A TLS upstream that records its connections (SNI, requests) and answers each request head with
- * `answer(path, conn)`: raw response bytes.
- */
-function tlsUpstream(
-  hostname: string,
-  key: string,
-  cert: string,
-  answer: (path: string, c: Conn) => string,
-): { server: TCPSocketListener<unknown>; conns: Conn[] } {
-  const conns: Conn[] = [];
-  const server = Bun.listen<{ c: Conn; buf: string }>({
-    hostname,
-    port: 0,
-    tls: { key, cert },
-    socket: {
-      open(sock) {
-        const c: Conn = { id: conns.length, requests: [], bytes: 0 };
-        conns.push(c);
-        sock.data = { c, buf: "" };
-      },
-      handshake(sock) {
-        const sni = (sock as unknown as { getServername?(): string | undefined }).getServername?.();
-        if (sni) sock.data.c.sni = sni;
-      },
-      data(sock: Socket<{ c: Conn; buf: string }>, d) {
-        sock.data.c.bytes += d.byteLength;
-        sock.data.buf += Buffer.from(d).toString("latin1");
-        for (let i = sock.data.buf.indexOf("\r\n\r\n"); i >= 0; i = sock.data.buf.indexOf("\r\n\r\n")) {
-          const head = sock.data.buf.slice(0, i);
-          sock.data.buf = sock.data.buf.slice(i + 4);
-          const field = (n: string) => new RegExp(`\\r\\n${n}: ([^\\r]*)`, "i").exec(head)?.[1] ?? "";
-          const path = head.split(" ")[1] ?? "";
-          sock.data.c.requests.push({ host: field("host"), auth: field("authorization"), path });
-          sock.write(answer(path, sock.data.c));
-        }
-      },
-      error() {},
-    },
-  });
-  return { server: server as TCPSocketListener<unknown>, conns };
-}
-
-const ok = (body: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
-
 let agent: Agent;
 let proxy: ProxyProcess;
 let port: number;
 let proxyCa: string;
-let shared: ReturnType<typeof tlsUpstream>;
-let wrong: ReturnType<typeof tlsUpstream>;
-let tricky: ReturnType<typeof tlsUpstream>;
+// recorders (./recorder.ts): every connection's SNI and bytes, every request; `/__…` paths misbehave
+let shared: Recorder;
+let wrong: Recorder;
+let tricky: Recorder;
 
 beforeAll(async () => {
   // one CA for everything the proxy trusts; the "wrong" upstream's certificate names only other.test
@@ -91,14 +39,9 @@ beforeAll(async () => {
   const other = makeTestPki(["other.test"], []);
   const trust = join(tempDir("clef-trust-"), "ca.pem");
   writeFileSync(trust, good.ca + other.ca);
-  shared = tlsUpstream("127.0.0.2", good.key, good.cert, (path, c) => ok(`${path} on ${c.id}`));
-  wrong = tlsUpstream("127.0.0.3", other.key, other.cert, (path) => ok(path));
-  tricky = tlsUpstream("127.0.0.4", good.key, good.cert, (path, c) => {
-    if (path === "/smuggle")
-      return `${ok("first")}HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Smuggled: 1\r\n\r\nsmuggled`;
-    if (path === "/twocl") return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd";
-    return ok(`honest ${path} on ${c.id}`);
-  });
+  shared = startRecorder({ name: "shared", hostname: "127.0.0.2", pki: good, tlsPorts: [0] });
+  wrong = startRecorder({ name: "wrong", hostname: "127.0.0.3", pki: other, tlsPorts: [0] });
+  tricky = startRecorder({ name: "tricky", hostname: "127.0.0.4", pki: good, tlsPorts: [0] });
   const bearer = (host: string, credential: string) => ({
     name: host.replace(/\W/g, "-"),
     host,
@@ -134,7 +77,7 @@ beforeAll(async () => {
 afterAll(async () => {
   proxy?.kill("SIGTERM");
   await proxy?.exited;
-  for (const u of [shared, wrong, tricky]) u?.server.stop(true);
+  for (const r of [shared, wrong, tricky]) r?.stop();
   agent?.stop();
 });
 
@@ -143,26 +86,28 @@ const get = async (host: string, upstreamPort: number, path: string) =>
 
 const secretsIn = (text: string) => Object.values(SECRETS).filter((s) => text.includes(s));
 
+const header = (r: RecRequest, name: string) => r.headers.find(([k]) => k.toLowerCase() === name)?.[1];
+/** Connections that carried no request (a refused handshake among them). */
+const unused = (r: Recorder) => r.conns.filter((c) => !r.requests.some((q) => q.conn === c));
+
 describe("connections are per TLS name", () => {
   test("two services on one address and port: each request rides a connection verified for its own name", async () => {
-    const p = shared.server.port;
+    const p = portOf(shared, true);
     for (const host of ["a.test", "b.test", "a.test", "b.test", "a.test"]) {
       const r = await get(host, p, `/${host}`);
       expect(r.status).toBe(200);
     }
-    const requests = shared.conns.flatMap((c) => c.requests.map((r) => ({ ...r, sni: c.sni })));
-    expect(requests.length).toBe(5);
-    for (const r of requests) {
-      expect(r.host).toBe(`${r.sni}:${p}`);
-      expect(r.auth).toBe(`Bearer ${r.sni === "a.test" ? SECRETS["ns/A"] : SECRETS["ns/B"]}`);
+    expect(shared.requests.length).toBe(5);
+    for (const r of shared.requests) {
+      expect(r.host).toBe(`${r.conn.sni}:${p}`);
+      expect(header(r, "authorization")).toBe(`Bearer ${r.conn.sni === "a.test" ? SECRETS["ns/A"] : SECRETS["ns/B"]}`);
     }
     // and kept alive: one connection per name served all of that name's requests
-    expect(shared.conns.length).toBe(2);
     expect(shared.conns.map((c) => c.sni).sort()).toEqual(["a.test", "b.test"]);
   });
 
   test("a certificate from a trusted CA that does not name the host: 502, not one byte sent", async () => {
-    const p = wrong.server.port;
+    const p = portOf(wrong, true);
     const r = await get("wrong.test", p, "/leak");
     expect(r.status).toBe(502);
     expect(secretsIn(r.body)).toEqual([]);
@@ -170,48 +115,53 @@ describe("connections are per TLS name", () => {
     expect((await get("other.test", p, "/fine")).status).toBe(200);
     // the refused handshake was a connection of its own (its SNI is not known: the server's handshake
     // did not complete), and it delivered no byte
-    const refused = wrong.conns.filter((c) => c.requests.length === 0);
-    expect(refused.length).toBeGreaterThan(0);
-    expect(refused.every((c) => c.bytes === 0)).toBe(true);
-    expect(wrong.conns.flatMap((c) => c.requests).map((r) => r.path)).toEqual(["/fine"]);
+    expect(unused(wrong).length).toBeGreaterThan(0);
+    expect(unused(wrong).every((c) => c.bytes === 0)).toBe(true);
+    expect(wrong.requests.map((r) => r.target)).toEqual(["/fine"]);
   });
 });
 
 describe("IP-literal services: the certificate must name the address", () => {
   test("an IP SAN for the address: 200; a certificate without it: 502, not one byte sent", async () => {
-    const r = await get("127.0.0.2", shared.server.port, "/by-ip");
+    const r = await get("127.0.0.2", portOf(shared, true), "/by-ip");
     expect(r.status).toBe(200);
-    expect(r.body).toStartWith("/by-ip on ");
+    expect(shared.requests.at(-1)?.target).toBe("/by-ip");
     const before = wrong.conns.length;
-    const bad = await get("127.0.0.3", wrong.server.port, "/ip-leak");
+    const bad = await get("127.0.0.3", portOf(wrong, true), "/ip-leak");
     expect(bad.status).toBe(502);
     const fresh = wrong.conns.slice(before);
     expect(fresh.length).toBeGreaterThan(0);
     expect(fresh.every((c) => c.bytes === 0)).toBe(true);
+    expect(wrong.requests.map((q) => q.target)).not.toContain("/ip-leak");
   });
 });
 
 describe("hostile upstream responses", () => {
   test("an unasked-for second response after the first is never the answer to the next request", async () => {
-    const p = tricky.server.port;
-    const first = await get("smuggle.test", p, "/smuggle");
+    const p = portOf(tricky, true);
+    const first = await get("smuggle.test", p, "/__appended");
     expect(first.status).toBe(200);
     expect(first.body).toBe("first");
     for (let i = 0; i < 3; i++) {
       const next = await get("smuggle.test", p, `/next${i}`);
       expect(next.headers["x-smuggled"]).toBeUndefined();
-      expect(next.body).toStartWith(`honest /next${i} on `);
+      // the answer is the one the recorder gave to this very request
+      const seen = tricky.requests.at(-1)!;
+      expect(seen.target).toBe(`/next${i}`);
+      expect(seen.requestId).toBeTruthy();
+      expect(next.headers["x-rec-id"]).toBe(seen.requestId!);
     }
   });
 
   test("two different Content-Lengths: 502 naming the upstream, no secret in the answer, the proxy keeps serving", async () => {
-    const path = "/twocl";
-    const p = tricky.server.port;
-    const r = await get("smuggle.test", p, path);
+    const p = portOf(tricky, true);
+    const r = await get("smuggle.test", p, "/__twocl");
     expect(r.status).toBe(502);
     expect(r.body).toContain("smuggle.test");
     expect(secretsIn(JSON.stringify(r))).toEqual([]);
-    expect((await get("smuggle.test", p, "/after")).body).toStartWith("honest /after");
+    const after = await get("smuggle.test", p, "/after");
+    expect(after.status).toBe(200);
+    expect(after.headers["x-rec-who"]).toBe("tricky");
   });
 
   test("no secret in any log line", () => {
