@@ -82,6 +82,15 @@ interface ConnState {
 
 const CRLF2 = Buffer.from("\r\n\r\n");
 
+/** The misbehaviours that write these bytes, then close the connection. */
+const CLOSING_ANSWERS: Partial<Record<Behaviour, string>> = {
+  garbage: "SSH-2.0-OpenSSH_9.0 garbage\r\n\x00\x01\x02 not http at all\r\n\r\n",
+  bighead: `HTTP/1.1 200 OK\r\nX-Big: ${"a".repeat(2 * 1024 * 1024)}\r\n`,
+  badcl: "HTTP/1.1 200 OK\r\nContent-Length: x1\r\n\r\nbody",
+  midhead: "HTTP/1.1 200 OK\r\nX-Half: ",
+  twocl: "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd",
+};
+
 export interface Recorder {
   name: string;
   hostname: string;
@@ -128,33 +137,15 @@ export function startRecorder(opts: RecorderOptions): Recorder {
     const st = sock.data;
     const b = behaviourOf(req.target);
     const id = req.requestId ?? "";
+    const closing = CLOSING_ANSWERS[b];
+    if (closing !== undefined) {
+      write(sock, closing);
+      sock.end();
+      st.dead = true;
+      return;
+    }
     switch (b) {
       case "silent":
-        return;
-      case "garbage":
-        write(sock, "SSH-2.0-OpenSSH_9.0 garbage\r\n\x00\x01\x02 not http at all\r\n\r\n");
-        sock.end();
-        st.dead = true;
-        return;
-      case "bighead":
-        write(sock, `HTTP/1.1 200 OK\r\nX-Big: ${"a".repeat(2 * 1024 * 1024)}\r\n`);
-        sock.end();
-        st.dead = true;
-        return;
-      case "badcl":
-        write(sock, "HTTP/1.1 200 OK\r\nContent-Length: x1\r\n\r\nbody");
-        sock.end();
-        st.dead = true;
-        return;
-      case "midhead":
-        write(sock, "HTTP/1.1 200 OK\r\nX-Half: ");
-        sock.end();
-        st.dead = true;
-        return;
-      case "twocl":
-        write(sock, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd");
-        sock.end();
-        st.dead = true;
         return;
       case "appended":
         write(
