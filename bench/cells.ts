@@ -3,7 +3,7 @@
 // the named cells, interleaved round by round, and prints req/s, p50/p99, the proxy's CPU time per
 // request (utime+stime from /proc) and its highest RSS.
 //
-//   bun bench/cells.ts [--rounds 2] [--seconds 4] [--cells c16-keepalive,stream] [--prof DIR] BIN...
+//   bun bench/cells.ts [--rounds 2] [--seconds 4] [--cells c16-keepalive,stream] [--prof DIR] [--syscalls] [--instr] BIN...
 //
 // BIN is a compiled binary, `ref` (the reference), or `src` (bun src/cli/main.ts; with --prof DIR
 // under `bun --cpu-prof`). Cells: c<N>-keepalive, c<N>-newconn, stream, held (1,000 requests held by
@@ -37,6 +37,10 @@ const ENV = Object.fromEntries(
     .map((kv) => kv.split("=") as [string, string]),
 );
 const SYSCALLS = args.includes("--syscalls") ? (args.splice(args.indexOf("--syscalls"), 1), true) : false;
+// --instr: instructions the proxy retires per request, user and kernel (perf stat's hardware counters,
+// where the machine has them): a measure of work that does not move with the VM's speed, which on a
+// shared 2-core VM varies ±20 % from one minute to the next
+const INSTR = args.includes("--instr") ? (args.splice(args.indexOf("--instr"), 1), true) : false;
 const PERF = opt("perf", ""); // perf record -p <proxy> during each cell, into PERF.<bin>.<cell>
 // --smaps: at the cell's highest RSS, what holds it (the proxy's mappings grouped by kind, MiB)
 const SMAPS = args.includes("--smaps") ? (args.splice(args.indexOf("--smaps"), 1), true) : false;
@@ -264,20 +268,16 @@ async function cell(s: Started, name: string): Promise<string> {
         stderr: "ignore",
       })
     : null;
-  const stat = SYSCALLS
-    ? Bun.spawn(
-        [
-          "perf",
-          "stat",
-          "-x",
-          ",",
-          "-e",
+  const events = [
+    ...(SYSCALLS
+      ? [
           "raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait2,syscalls:sys_enter_futex,context-switches,major-faults,minor-faults",
-          "-p",
-          String(pid),
-        ],
-        { stdout: "ignore", stderr: "pipe" },
-      )
+        ]
+      : []),
+    ...(INSTR ? ["instructions:u,instructions:k"] : []),
+  ].join(",");
+  const stat = events
+    ? Bun.spawn(["perf", "stat", "-x", ",", "-e", events, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" })
     : null;
   let line = "";
   try {
@@ -334,7 +334,11 @@ async function cell(s: Started, name: string): Promise<string> {
         .split("\n")
         .map((l) => l.split(","))
         .filter((f) => /^\d+$/.test(f[0] ?? ""))
-        .map((f) => `${f[2]!.replace(/^(raw_)?syscalls:sys_enter_?/, "") || "all"}:${(Number(f[0]) / reqs).toFixed(2)}`)
+        .map((f) =>
+          /^instructions/.test(f[2]!)
+            ? `${f[2]}:${(Number(f[0]) / reqs / 1000).toFixed(0)}k`
+            : `${f[2]!.replace(/^(raw_)?syscalls:sys_enter_?/, "") || "all"}:${(Number(f[0]) / reqs).toFixed(2)}`,
+        )
         .join(" ");
       line += `  per req: ${counts}`;
     }
@@ -346,15 +350,18 @@ async function cell(s: Started, name: string): Promise<string> {
   return `${line}  RSS≤${max.toFixed(0)}${SMAPS ? ` [at peak: ${atPeak}]` : ""}`;
 }
 
-const summary = new Map<string, { rps: number[]; cpu: number[] }>();
+const summary = new Map<string, { rps: number[]; cpu: number[]; instr: number[] }>();
 function record(bin: string, c: string, line: string): void {
   const rps = /(\d+) req\/s/.exec(line);
   const cpu = /cpu (\d+) µs\/req/.exec(line);
   if (!rps || !cpu) return;
   const k = `${bin}\t${c}`;
-  const e = summary.get(k) ?? { rps: [], cpu: [] };
+  const e = summary.get(k) ?? { rps: [], cpu: [], instr: [] };
   e.rps.push(Number(rps[1]));
   e.cpu.push(Number(cpu[1]));
+  const u = /instructions:u:(\d+)k/.exec(line);
+  const kk = /instructions:k:(\d+)k/.exec(line);
+  if (u && kk) e.instr.push(Number(u[1]) + Number(kk[1]));
   summary.set(k, e);
 }
 const med = (xs: number[]) => {
@@ -384,7 +391,7 @@ try {
   for (const [k, e] of summary) {
     const [bin, c] = k.split("\t");
     console.log(
-      `  ${bin!.padEnd(12).slice(-12)} ${c!.padEnd(14)} ${med(e.rps).toFixed(0).padStart(6)} req/s [${Math.min(...e.rps)}–${Math.max(...e.rps)}]  cpu ${med(e.cpu).toFixed(0)} µs/req [${Math.min(...e.cpu)}–${Math.max(...e.cpu)}]`,
+      `  ${bin!.padEnd(12).slice(-12)} ${c!.padEnd(14)} ${med(e.rps).toFixed(0).padStart(6)} req/s [${Math.min(...e.rps)}–${Math.max(...e.rps)}]  cpu ${med(e.cpu).toFixed(0)} µs/req [${Math.min(...e.cpu)}–${Math.max(...e.cpu)}]${e.instr.length ? `  ${med(e.instr)}k instructions/req [${Math.min(...e.instr)}–${Math.max(...e.instr)}]` : ""}`,
     );
   }
 } finally {
