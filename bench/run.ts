@@ -8,7 +8,8 @@
 // the numbers are ratios within one run, not absolutes. Every target runs from its start to its held
 // cell (the last step), and each step runs for every target in turn (direct, reference, ours,
 // mitmproxy), so that the ratios of a cell are taken seconds apart rather than a target's column
-// apart.
+// apart; the load cells and the stream run in BENCH_ROUNDS rounds (default 3), a cell's figures the
+// medians of its rounds.
 import { $ } from "bun";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,6 +29,12 @@ const WARM_SECONDS = QUICK ? 0.5 : Number(process.env.BENCH_WARM_SECONDS ?? 5);
 const STREAM_BYTES = QUICK ? 8 * 1024 * 1024 : 100 * 1024 * 1024;
 const MINT_HOSTS = QUICK ? 5 : 40;
 const HELD = QUICK ? 100 : 1000; // requests held by the silent upstream in the held cell
+// Every load cell and the stream run this many times for every target, round by round (the order of
+// the targets reversed in every other round); a cell's figures are the medians of its rounds. On a
+// shared 2-core VM one 4 s cell moves by ±20 % from one minute to the next (docs/PERFORMANCE.md,
+// fifth and sixth passes): with one round a ratio said as much about when its cells ran as about
+// the targets.
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3)));
 
 // ---------------------------------------------------------------------------------------------
 // Build
@@ -100,6 +107,30 @@ interface Load {
   body?: string;
   /** Highest VmRSS of the proxy sampled every 50 ms during the cell. */
   rss_max_mib?: number;
+  /** Each round's figures, when the cell ran in several (the others are then their medians). */
+  rounds?: Array<{ rps: number; p50_us: number; p99_us: number }>;
+}
+
+/**
+ * A cell's rounds as one: the median of req/s, p50 and p99 (each on its own), requests and errors
+ * summed, the highest RSS; every round's figures kept.
+ */
+function combine(runs: Load[]): Load {
+  if (runs.length === 1) return runs[0]!;
+  const med = (xs: number[]) => median([...xs].sort((a, b) => a - b));
+  const rss = runs.map((r) => r.rss_max_mib).filter((x): x is number => x !== undefined);
+  return {
+    requests: runs.reduce((a, r) => a + r.requests, 0),
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    rps: med(runs.map((r) => r.rps)),
+    p50_us: med(runs.map((r) => r.p50_us)),
+    p99_us: med(runs.map((r) => r.p99_us)),
+    bytes: runs.reduce((a, r) => a + r.bytes, 0),
+    seconds: runs.reduce((a, r) => a + r.seconds, 0),
+    ...(runs.find((r) => r.first_error) ? { first_error: runs.find((r) => r.first_error)!.first_error } : {}),
+    ...(rss.length ? { rss_max_mib: Math.max(...rss) } : {}),
+    rounds: runs.map((r) => ({ rps: r.rps, p50_us: r.p50_us, p99_us: r.p99_us })),
+  };
 }
 
 async function loadgen(args: string[]): Promise<Load> {
@@ -220,7 +251,12 @@ interface TargetResult {
   peak_rss_mib?: number;
   mint_first_request_p50_us?: number;
   mint_first_request_p99_us?: number;
-  stream?: { mib_per_s: number; rss_growth_mib: number; bytes: number };
+  stream?: {
+    mib_per_s: number;
+    rss_growth_mib: number;
+    bytes: number;
+    rounds?: Array<{ mib_per_s: number; rss_growth_mib: number }>;
+  };
   version_cold_start_ms?: number;
 }
 
@@ -281,28 +317,35 @@ for (const { t } of running) {
   await loadgen([...clientArgs(t, URL), "-c", "16", "-d", `${WARM_SECONDS * 0.2}s`, "-keepalive=false"]);
 }
 
-console.log("\n== cells (each cell for every target in turn)");
-for (const { c, keepalive } of cells) {
-  for (const { spec, r, t } of running) {
-    // the proxy's RSS sampled while the cell runs (which cell drives the peak)
-    let cellMax = 0;
-    const sampler = t.proxy
-      ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
-      : undefined;
-    const res = await loadgen([...clientArgs(t, URL), "-c", String(c), "-d", CELL, `-keepalive=${keepalive}`]);
-    if (sampler) {
-      clearInterval(sampler);
-      res.rss_max_mib = cellMax / 1024;
+console.log(`\n== cells (each cell for every target in turn, ${ROUNDS} round${ROUNDS > 1 ? "s" : ""})`);
+const cellRuns = new Map<string, Load[]>(); // `${target}\t${cell}` → its rounds
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const { c, keepalive } of cells) {
+    for (const { spec, t } of round % 2 ? running : [...running].reverse()) {
+      // the proxy's RSS sampled while the cell runs (which cell drives the peak)
+      let cellMax = 0;
+      const sampler = t.proxy
+        ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
+        : undefined;
+      const res = await loadgen([...clientArgs(t, URL), "-c", String(c), "-d", CELL, `-keepalive=${keepalive}`]);
+      if (sampler) {
+        clearInterval(sampler);
+        res.rss_max_mib = cellMax / 1024;
+      }
+      const key = `${spec.name}\t${cellName(c, keepalive)}`;
+      cellRuns.set(key, [...(cellRuns.get(key) ?? []), res]);
+      console.log(
+        `  ${ROUNDS > 1 ? `r${round} ` : ""}${cellName(c, keepalive).padEnd(16)} ${spec.name.padEnd(10)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
+      );
     }
-    r.cells[cellName(c, keepalive)] = res;
-    console.log(
-      `  ${cellName(c, keepalive).padEnd(16)} ${spec.name.padEnd(10)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
-    );
   }
 }
+for (const { spec, r } of running)
+  for (const { c, keepalive } of cells)
+    r.cells[cellName(c, keepalive)] = combine(cellRuns.get(`${spec.name}\t${cellName(c, keepalive)}`)!);
 for (const { r, t } of running) if (t.proxy) r.peak_rss_mib = rssKiB(pidOf(t.proxy)).hwm / 1024;
 
-console.log("\n== first requests to new hosts, stream (each target in turn)");
+console.log("\n== first requests to new hosts (each target in turn)");
 for (const { spec, r, t } of running) {
   console.log(`  ${spec.name}`);
   if (t.proxy) {
@@ -316,22 +359,39 @@ for (const { spec, r, t } of running) {
       `  mint (${MINT_HOSTS} new hosts)  p50 ${(mint.p50_us / 1000).toFixed(2)} ms  p99 ${(mint.p99_us / 1000).toFixed(2)} ms  errors ${mint.errors}`,
     );
   }
-  // one large streamed body, RSS sampled while it flows
-  {
+}
+// one large streamed body per target and round, RSS sampled while it flows: the median MiB/s, the
+// largest RSS growth (the first large body of a process is the one that grew most, fourth pass)
+console.log(`\n== stream (each target in turn, ${ROUNDS} round${ROUNDS > 1 ? "s" : ""})`);
+const streams = new Map<string, Array<{ mib_per_s: number; rss_growth_mib: number; bytes: number }>>();
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const { spec, t } of round % 2 ? running : [...running].reverse()) {
     const before = t.proxy ? rssKiB(pidOf(t.proxy)).rss : 0;
     let max = before;
     const timer = t.proxy ? setInterval(() => (max = Math.max(max, rssKiB(pidOf(t.proxy!)).rss)), 25) : undefined;
     const res = await loadgen([...clientArgs(t, `https://api.test:${upPort}/bytes/${STREAM_BYTES}`), "-n", "1"]);
     if (timer) clearInterval(timer);
-    r.stream = {
+    const one = {
       mib_per_s: res.bytes / 1048576 / res.seconds,
       rss_growth_mib: (max - before) / 1024,
       bytes: res.bytes,
     };
+    streams.set(spec.name, [...(streams.get(spec.name) ?? []), one]);
     console.log(
-      `  stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${r.stream.mib_per_s.toFixed(0)} MiB/s  RSS growth ${r.stream.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)`,
+      `  ${ROUNDS > 1 ? `r${round} ` : ""}${spec.name.padEnd(10)} stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${one.mib_per_s.toFixed(0)} MiB/s  RSS growth ${one.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)`,
     );
   }
+}
+for (const { spec, r } of running) {
+  const runs = streams.get(spec.name)!;
+  r.stream = {
+    mib_per_s: median(runs.map((x) => x.mib_per_s).sort((a, b) => a - b)),
+    rss_growth_mib: Math.max(...runs.map((x) => x.rss_growth_mib)),
+    bytes: runs[0]!.bytes,
+    ...(runs.length > 1
+      ? { rounds: runs.map((x) => ({ mib_per_s: x.mib_per_s, rss_growth_mib: x.rss_growth_mib })) }
+      : {}),
+  };
 }
 // Last, the held cells, each target stopped after its own: the reference does not cancel the requests
 // it held in TLS tunnels when their client goes away (docs/CONTRACT.md §20.3), and with it still
@@ -522,6 +582,7 @@ const report = {
   machine: { platform: process.platform, arch: process.arch, cpus: navigator.hardwareConcurrency, cpu },
   bun: Bun.version,
   cell_seconds: QUICK ? 0.5 : SECONDS,
+  rounds: ROUNDS,
   quick: QUICK,
   results,
   targets: targetsMet,
