@@ -2,7 +2,15 @@
 // so the proxy removes them — and every field the Connection header names — before forwarding.
 import { getHeaders, type Headers } from "./headers.ts";
 
-const HOP_BY_HOP = ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection"];
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+]);
 
 /** §18.8: drop hop-by-hop fields (and those named by Connection), Proxy-*, X-Clef-Service. */
 export function stripHopByHop(headers: Headers, opts: { upgrade?: boolean } = {}): Headers {
@@ -17,7 +25,7 @@ export function stripHopByHop(headers: Headers, opts: { upgrade?: boolean } = {}
       out.push(e);
       continue;
     }
-    if (HOP_BY_HOP.includes(n) || n.startsWith("proxy-") || n === "x-clef-service") continue;
+    if (HOP_BY_HOP.has(n) || n.startsWith("proxy-") || n === "x-clef-service") continue;
     if (named?.has(n) && !(opts.upgrade && n === "upgrade")) continue;
     out.push(e);
   }

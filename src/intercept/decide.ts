@@ -48,8 +48,8 @@ export interface Route {
   /** The Host header to send upstream: the absolute-form authority, else the Host header as sent. */
   hostHeader: string;
   service: Service | null;
-  /** Every handle the service needs, parsed (services only; usually one). */
-  handles: Array<{ handle: string; namespace: string; key: string }>;
+  /** Every handle the service needs, parsed (services only; usually one). Shared: never modified. */
+  handles: ReadonlyArray<{ handle: string; namespace: string; key: string }>;
   /** The audit fields the request carries from here on. */
   fields: AuditFields;
   /** A WebSocket handshake (the only upgrade relayed; other Upgrade tokens are dropped, §20). */
@@ -117,7 +117,7 @@ export function decide(
   const host = !hostHeader && !absolute ? "" : names.host;
 
   // R4 blocked_hosts (beat everything), then R6: classify
-  const serviceHeader = getHeaders(head.headers, "x-clef-service")[0] ?? null;
+  const serviceHeader = getHeader(head.headers, "x-clef-service") ?? null;
   const match = host === "" ? ({ kind: "deny" } as const) : policy.matcher.match(host, serviceHeader);
   if (match.kind === "blocked") return refuse(refusals.blockedHost(sent, match.pattern));
   if (match.kind === "deny") return refuse(refusals.notInManifest(sent, serviceHeader ?? ""));
@@ -141,22 +141,50 @@ export function decide(
   const service = match.service;
   route.service = service;
   route.fields = { service: service.name, credentialHandle: service.auth.credential, ...hostPattern };
-  for (const handle of requiredHandles(service)) {
-    try {
-      route.handles.push({ handle, ...parseHandle(handle) });
-    } catch (e) {
-      const he = e as HandleError;
-      return refuse(
-        he.status === 500
-          ? refusals.malformedHandle(route.fields, he.message)
-          : refusals.agentError(route.fields, he.message),
-      );
-    }
-  }
-  const problem = injectProblem(service);
-  if (problem) return refuse(refusals.injectFailed(route.fields, `clef-proxy: inject: ${problem}`));
+  const ready = readiness(service);
+  if (ready.handleError)
+    return refuse(
+      ready.handleError.status === 500
+        ? refusals.malformedHandle(route.fields, ready.handleError.message)
+        : refusals.agentError(route.fields, ready.handleError.message),
+    );
+  route.handles = ready.handles;
+  if (ready.problem) return refuse(refusals.injectFailed(route.fields, `clef-proxy: inject: ${ready.problem}`));
   return { kind: "forward", route };
 }
+
+interface Readiness {
+  /** Every handle the service needs, parsed (up to the first that does not parse). */
+  handles: Route["handles"];
+  /** The first handle that does not parse. */
+  handleError?: HandleError;
+  /** Why the service can never be injected (after its handles parsed). */
+  problem?: string;
+}
+
+/**
+ * R9 for a service: its handles parsed and whether it can be injected — the same answer for every
+ * request to it, so worked out once per service object (a manifest reload brings new objects).
+ */
+function readiness(service: Service): Readiness {
+  let r = readinessOf.get(service);
+  if (r === undefined) {
+    const handles: Array<Route["handles"][number]> = [];
+    r = { handles };
+    for (const handle of requiredHandles(service)) {
+      try {
+        handles.push({ handle, ...parseHandle(handle) });
+      } catch (e) {
+        r.handleError = e as HandleError;
+        break;
+      }
+    }
+    if (!r.handleError) r.problem = injectProblem(service);
+    readinessOf.set(service, r);
+  }
+  return r;
+}
+const readinessOf = new WeakMap<Service, Readiness>();
 
 /**
  * A host name or IP literal with an optional port 1-65535 (Host header, absolute-form authority).
@@ -179,6 +207,7 @@ function refuse(refusal: Refusal): Decision {
 /** GET + HTTP/1.1 + no body + `Upgrade: websocket` + `Connection: upgrade` (RFC 6455 §4.1). */
 export function isWebSocketHandshake(head: RequestHead): boolean {
   if (head.method !== "GET" || head.version !== "HTTP/1.1" || head.framing.kind !== "none") return false;
+  if (getHeader(head.headers, "upgrade") === undefined) return false; // the usual request: no token lists built
   const tokens = (name: string) =>
     getHeaders(head.headers, name)
       .flatMap((v) => v.split(","))
