@@ -12,6 +12,7 @@
 // - a wildcard `*.` + a DNS name of at least two labels; `*` only as the whole left-most label.
 // A wildcard matches any name with at least one more label (never the apex); IP literals match
 // only exactly. Request hosts follow the same grammar without wildcards.
+import { memoize } from "../memo.ts";
 import { embeddedIpv4, formatIp, type IpBytes, parseIp, parseIpv4 } from "../netguard/cidr.ts";
 
 export type HostPattern =
@@ -86,12 +87,19 @@ export function parseHostPattern(raw: string): PatternResult {
   return { ok: true, pattern: { kind: "name", text: h } };
 }
 
-/** Kind of a canonical request host (lower-case, no port, no trailing dot): "name" | "ip" | null (invalid). */
-export function hostKind(h: string): "name" | "ip" | null {
-  if (h.includes(":")) return parseIp(h) ? "ip" : null;
-  if (parseIpv4(h)) return "ip";
-  return nameProblem(h) === undefined ? "name" : null;
-}
+/**
+ * Kind of a canonical request host (lower-case, no port, no trailing dot): "name" | "ip" | null
+ * (invalid). Asked on every request for the same few hosts: remembered (bounded, as canonicalHost).
+ */
+export const hostKind: (h: string) => "name" | "ip" | null = memoize(
+  (h) => {
+    if (h.includes(":")) return parseIp(h) ? "ip" : null;
+    if (parseIpv4(h)) return "ip";
+    return nameProblem(h) === undefined ? "name" : null;
+  },
+  1024,
+  300,
+);
 
 /**
  * A host as a request carries it (CONNECT authority, SNI, Host, absolute-form authority): a DNS

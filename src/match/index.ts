@@ -21,6 +21,7 @@
 import type { Manifest, Service } from "../agent/types.ts";
 import { type HostPattern, hostKind, ipKeys, parseHostPattern } from "./host.ts";
 import { parseIp } from "../netguard/cidr.ts";
+import { memoize } from "../memo.ts";
 
 export { isValidRequestHost, parseHostPattern, type HostPattern } from "./host.ts";
 
@@ -42,12 +43,20 @@ export function splitAuthority(a: string): Authority {
   return { host: a, port: "" }; // bare IPv6 or no port
 }
 
-/** Lower-case, strip port and trailing dot. */
-export function canonicalHost(hostOrAuthority: string): string {
-  let h = splitAuthority(hostOrAuthority.trim()).host.toLowerCase();
-  if (h.endsWith(".")) h = h.slice(0, -1);
-  return h;
-}
+/**
+ * Lower-case, strip port and trailing dot. Each request asks for the same few values several
+ * times (CONNECT authority, SNI, Host, the match): the answers are remembered (bounded: 1,024
+ * values of at most 300 characters, a DNS name with a port).
+ */
+export const canonicalHost: (hostOrAuthority: string) => string = memoize(
+  (hostOrAuthority) => {
+    let h = splitAuthority(hostOrAuthority.trim()).host.toLowerCase();
+    if (h.endsWith(".")) h = h.slice(0, -1);
+    return h;
+  },
+  1024,
+  300,
+);
 
 export type MatchResult =
   | { kind: "blocked"; pattern: string }
