@@ -172,7 +172,14 @@ describe("metrics through the binary", () => {
     expect(results).toEqual([200, 200, 200, 200, 200, 403, 403, 502, 502, 502]);
     await waitAudit(10);
 
-    const text = await scrape();
+    // a line is on stdout before the writer's completion callback counts it as written: scrape
+    // again (bounded) until the last write was counted
+    let text = await scrape();
+    const written = (t: string) => sum(t, "clef_proxy_audit_lines_total", { sink: "stdout", result: "written" });
+    for (let i = 0; i < 40 && written(text) < 10; i++) {
+      await Bun.sleep(50);
+      text = await scrape();
+    }
     const pt = await promtool(text);
     expect(pt).toEqual({ code: 0, out: "" });
 
