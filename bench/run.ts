@@ -107,9 +107,28 @@ interface Load {
   body?: string;
   /** Highest VmRSS of the proxy sampled every 50 ms during the cell. */
   rss_max_mib?: number;
+  /**
+   * The machine's CPU time stolen by the hypervisor while the cell ran, % of all of it (/proc/stat):
+   * on a shared VM a cell with much steal measured the host's other guests, not the target.
+   */
+  steal_pct?: number;
   /** Each round's figures, when the cell ran in several (the others are then their medians). */
-  rounds?: Array<{ rps: number; p50_us: number; p99_us: number }>;
+  rounds?: Array<{ rps: number; p50_us: number; p99_us: number; steal_pct?: number }>;
 }
+
+/** Stolen and total CPU ticks of the machine so far (/proc/stat's first line; zeros where unreadable). */
+function cpuTicks(): { steal: number; total: number } {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return { steal: 0, total: 0 };
+  }
+}
+const stealSince = (t0: { steal: number; total: number }) => {
+  const t1 = cpuTicks();
+  return t1.total > t0.total ? (100 * (t1.steal - t0.steal)) / (t1.total - t0.total) : 0;
+};
 
 /**
  * A cell's rounds as one: the median of req/s, p50 and p99 (each on its own), requests and errors
@@ -129,7 +148,8 @@ function combine(runs: Load[]): Load {
     seconds: runs.reduce((a, r) => a + r.seconds, 0),
     ...(runs.find((r) => r.first_error) ? { first_error: runs.find((r) => r.first_error)!.first_error } : {}),
     ...(rss.length ? { rss_max_mib: Math.max(...rss) } : {}),
-    rounds: runs.map((r) => ({ rps: r.rps, p50_us: r.p50_us, p99_us: r.p99_us })),
+    steal_pct: med(runs.map((r) => r.steal_pct ?? 0)),
+    rounds: runs.map((r) => ({ rps: r.rps, p50_us: r.p50_us, p99_us: r.p99_us, steal_pct: r.steal_pct })),
   };
 }
 
@@ -327,7 +347,9 @@ for (let round = 1; round <= ROUNDS; round++) {
       const sampler = t.proxy
         ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
         : undefined;
+      const ticks = cpuTicks();
       const res = await loadgen([...clientArgs(t, URL), "-c", String(c), "-d", CELL, `-keepalive=${keepalive}`]);
+      res.steal_pct = stealSince(ticks);
       if (sampler) {
         clearInterval(sampler);
         res.rss_max_mib = cellMax / 1024;
@@ -335,7 +357,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       const key = `${spec.name}\t${cellName(c, keepalive)}`;
       cellRuns.set(key, [...(cellRuns.get(key) ?? []), res]);
       console.log(
-        `  ${ROUNDS > 1 ? `r${round} ` : ""}${cellName(c, keepalive).padEnd(16)} ${spec.name.padEnd(10)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
+        `  ${ROUNDS > 1 ? `r${round} ` : ""}${cellName(c, keepalive).padEnd(16)} ${spec.name.padEnd(10)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}  steal ${res.steal_pct.toFixed(0)} %`,
       );
     }
   }
@@ -573,6 +595,15 @@ console.log(
   `\n${new Date().toISOString()}  ${process.platform}-${process.arch}  ${navigator.hardwareConcurrency} cpus  ${cpu}  cells ${CELL}\n`,
 );
 console.log(table.join("\n"));
+const steals = [...cellRuns.values()].flat().map((r) => r.steal_pct ?? 0);
+const stealSummary = {
+  median_pct: median([...steals].sort((a, b) => a - b)),
+  max_pct: Math.max(...steals),
+};
+console.log(
+  `\nCPU stolen by the hypervisor during the load cells: median ${stealSummary.median_pct.toFixed(0)} %, highest ${stealSummary.max_pct.toFixed(0)} % of the machine` +
+    (stealSummary.max_pct >= 10 ? " — the host was busy: ratios of this run are suspect" : ""),
+);
 console.log("\nTargets:");
 for (const t of targetsMet)
   console.log(`  ${t.met === null ? "n/a " : t.met ? "MET " : "MISS"}  ${t.target}: ${t.value}`);
@@ -583,6 +614,7 @@ const report = {
   bun: Bun.version,
   cell_seconds: QUICK ? 0.5 : SECONDS,
   rounds: ROUNDS,
+  steal: stealSummary,
   quick: QUICK,
   results,
   targets: targetsMet,
