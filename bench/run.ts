@@ -275,7 +275,7 @@ interface TargetResult {
     mib_per_s: number;
     rss_growth_mib: number;
     bytes: number;
-    rounds?: Array<{ mib_per_s: number; rss_growth_mib: number }>;
+    rounds?: Array<{ mib_per_s: number; rss_growth_mib: number; steal_pct: number }>;
   };
   version_cold_start_ms?: number;
 }
@@ -385,22 +385,28 @@ for (const { spec, r, t } of running) {
 // one large streamed body per target and round, RSS sampled while it flows: the median MiB/s, the
 // largest RSS growth (the first large body of a process is the one that grew most, fourth pass)
 console.log(`\n== stream (each target in turn, ${ROUNDS} round${ROUNDS > 1 ? "s" : ""})`);
-const streams = new Map<string, Array<{ mib_per_s: number; rss_growth_mib: number; bytes: number }>>();
+const streams = new Map<
+  string,
+  Array<{ mib_per_s: number; rss_growth_mib: number; bytes: number; steal_pct: number }>
+>();
 for (let round = 1; round <= ROUNDS; round++) {
   for (const { spec, t } of round % 2 ? running : [...running].reverse()) {
     const before = t.proxy ? rssKiB(pidOf(t.proxy)).rss : 0;
     let max = before;
     const timer = t.proxy ? setInterval(() => (max = Math.max(max, rssKiB(pidOf(t.proxy!)).rss)), 25) : undefined;
+    const ticks = cpuTicks();
     const res = await loadgen([...clientArgs(t, `https://api.test:${upPort}/bytes/${STREAM_BYTES}`), "-n", "1"]);
+    const steal_pct = stealSince(ticks);
     if (timer) clearInterval(timer);
     const one = {
       mib_per_s: res.bytes / 1048576 / res.seconds,
       rss_growth_mib: (max - before) / 1024,
       bytes: res.bytes,
+      steal_pct,
     };
     streams.set(spec.name, [...(streams.get(spec.name) ?? []), one]);
     console.log(
-      `  ${ROUNDS > 1 ? `r${round} ` : ""}${spec.name.padEnd(10)} stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${one.mib_per_s.toFixed(0)} MiB/s  RSS growth ${one.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)`,
+      `  ${ROUNDS > 1 ? `r${round} ` : ""}${spec.name.padEnd(10)} stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${one.mib_per_s.toFixed(0)} MiB/s  RSS growth ${one.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)  steal ${steal_pct.toFixed(0)} %`,
     );
   }
 }
@@ -411,7 +417,13 @@ for (const { spec, r } of running) {
     rss_growth_mib: Math.max(...runs.map((x) => x.rss_growth_mib)),
     bytes: runs[0]!.bytes,
     ...(runs.length > 1
-      ? { rounds: runs.map((x) => ({ mib_per_s: x.mib_per_s, rss_growth_mib: x.rss_growth_mib })) }
+      ? {
+          rounds: runs.map((x) => ({
+            mib_per_s: x.mib_per_s,
+            rss_growth_mib: x.rss_growth_mib,
+            steal_pct: x.steal_pct,
+          })),
+        }
       : {}),
   };
 }
@@ -421,6 +433,7 @@ for (const { spec, r } of running) {
 // the reference sat at 0 % CPU meanwhile, so the cause is not established). Stopped, no target's
 // held requests remain at the silent upstream when the next one's cell runs, as in the old order.
 console.log("\n== held (each target in turn, stopped after its cell)");
+const heldSteals: number[] = [];
 for (const { spec, r, t } of running) {
   console.log(`  ${spec.name}`);
   // held: HELD requests to a silent upstream (another host and port) stay open through the target
@@ -447,7 +460,10 @@ for (const { spec, r, t } of running) {
     const sampler = t.proxy
       ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
       : undefined;
+    const ticks = cpuTicks();
     const res = await loadgen([...clientArgs(t, URL), "-c", "16", "-d", CELL]);
+    res.steal_pct = stealSince(ticks);
+    heldSteals.push(res.steal_pct);
     if (sampler) {
       clearInterval(sampler);
       res.rss_max_mib = cellMax / 1024;
@@ -456,7 +472,7 @@ for (const { spec, r, t } of running) {
     await held.exited;
     r.cells["c16-keepalive-held"] = res;
     console.log(
-      `  c16-keepalive-held ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}  (${HELD} held, ${r.held_at_upstream} at the upstream)${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}`,
+      `  c16-keepalive-held ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}  (${HELD} held, ${r.held_at_upstream} at the upstream)${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}  steal ${res.steal_pct.toFixed(0)} %`,
     );
     await stopTarget(t); // (the reference's held requests end with it)
     for (let i = 0; i < 50 && (await holding()) > before; i++) await Bun.sleep(100); // the upstream let them go
@@ -595,13 +611,17 @@ console.log(
   `\n${new Date().toISOString()}  ${process.platform}-${process.arch}  ${navigator.hardwareConcurrency} cpus  ${cpu}  cells ${CELL}\n`,
 );
 console.log(table.join("\n"));
-const steals = [...cellRuns.values()].flat().map((r) => r.steal_pct ?? 0);
+const steals = [
+  ...[...cellRuns.values()].flat().map((r) => r.steal_pct ?? 0),
+  ...[...streams.values()].flat().map((x) => x.steal_pct),
+  ...heldSteals,
+];
 const stealSummary = {
   median_pct: median([...steals].sort((a, b) => a - b)),
   max_pct: Math.max(...steals),
 };
 console.log(
-  `\nCPU stolen by the hypervisor during the load cells: median ${stealSummary.median_pct.toFixed(0)} %, highest ${stealSummary.max_pct.toFixed(0)} % of the machine` +
+  `\nCPU stolen by the hypervisor during the load cells, streams and held cells: median ${stealSummary.median_pct.toFixed(0)} %, highest ${stealSummary.max_pct.toFixed(0)} % of the machine` +
     (stealSummary.max_pct >= 10 ? " — the host was busy: ratios of this run are suspect" : ""),
 );
 console.log("\nTargets:");
