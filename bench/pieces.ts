@@ -7,8 +7,8 @@
 //   bun bench/pieces.ts [N=200000] [piece…]     (default: every piece)
 //
 // The same bench request as bench/pipeline.ts: a Go client's GET through a tunnel to api.test.
+import { BENCH_MANIFEST, BENCH_REQUEST } from "./bench-request.ts";
 import { encodeAuditLine, nowNs } from "../src/audit/encode.ts";
-import type { Manifest } from "../src/agent/types.ts";
 import { RequestHeadParser } from "../src/http/h1-request.ts";
 import { editHeaders } from "../src/http/headers.ts";
 import { stripHopByHop } from "../src/http/hop-by-hop.ts";
@@ -18,16 +18,8 @@ import { upstreamUrl } from "../src/intercept/forward.ts";
 import { formatLine } from "../src/log/slog.ts";
 import { effectiveHost } from "../src/match/index.ts";
 
-const REQUEST = new TextEncoder().encode(
-  "GET / HTTP/1.1\r\nHost: api.test:443\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n",
-);
-const manifest = {
-  schemaVersion: 1,
-  identity: "bench",
-  environment: "bench",
-  services: [{ name: "api", host: "api.test", auth: { scheme: "bearer", credential: "bench/KEY" } }],
-  passthroughHosts: [],
-} as unknown as Manifest;
+const REQUEST = BENCH_REQUEST;
+const manifest = BENCH_MANIFEST;
 const policy = createPolicy(manifest);
 const tunnel: TunnelFacts = { connect: { host: "api.test", port: "443" }, plain: false, sni: "api.test" };
 const parsed = new RequestHeadParser(65536, 100).push(REQUEST);

@@ -10,9 +10,9 @@
 //
 // Results go to $PIPELINE_OUT (default /dev/tty if there is one, else stderr before the run starts).
 import type { Socket } from "bun";
+import { BENCH_MANIFEST, BENCH_REQUEST } from "./bench-request.ts";
 import { appendFileSync, openSync, writeSync } from "node:fs";
 import { AsyncAuditWriter, StdoutDestination } from "../src/audit/sink.ts";
-import type { Manifest } from "../src/agent/types.ts";
 import { ProxySelector } from "../src/http/corporate-proxy.ts";
 import { AuthFailures, tokenDigest } from "../src/intercept/auth.ts";
 import type { ConnHost } from "../src/intercept/client-loop.ts";
@@ -28,13 +28,7 @@ const ROUNDS = Number(process.argv[3] ?? 5);
 const out = process.env.PIPELINE_OUT ?? "/dev/stderr";
 const say = (s: string) => appendFileSync(out, s + "\n");
 
-const manifest = {
-  schemaVersion: 1,
-  identity: "bench",
-  environment: "bench",
-  services: [{ name: "api", host: "api.test", auth: { scheme: "bearer", credential: "bench/KEY" } }],
-  passthroughHosts: [],
-} as unknown as Manifest;
+const manifest = BENCH_MANIFEST;
 
 // fetch answers at once as the Go upstream does ("ok", text/plain, Date)
 const upstreamDate = new Date().toUTCString();
@@ -82,9 +76,7 @@ const host: ConnHost = {
   socketHandlers: {} as never,
 };
 
-const REQUEST = new TextEncoder().encode(
-  "GET / HTTP/1.1\r\nHost: api.test:443\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n",
-);
+const REQUEST = BENCH_REQUEST;
 
 async function run(n: number): Promise<number> {
   let done = 0;
