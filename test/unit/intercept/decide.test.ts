@@ -940,3 +940,25 @@ describe("no refusal before R10 depends on anything but the head, the tunnel and
     expect(h).toEqual(copy);
   });
 });
+
+describe("R9 is worked out once per service object", () => {
+  test("every request to a service gets the same answer; a reloaded manifest's services are judged afresh", () => {
+    const h = head("GET / HTTP/1.1", ["Host: r9.test"]);
+    const bad = createPolicy({ ...manifest, services: [svc("r9", "r9.test", { credential: "noslash" })] });
+    for (let i = 0; i < 3; i++)
+      expectRefusal(refused(decide(h, tls("r9.test"), bad)), {
+        status: 500,
+        body: { error: 'clef-proxy: malformed credential handle "noslash"' },
+        audit: agentError("r9", "noslash"),
+      });
+    // the same name and host after a reload, now with a good handle: a new object, a new answer
+    const good = createPolicy({ ...manifest, services: [svc("r9", "r9.test", { credential: "ns/R9" })] });
+    const a = forwarded(decide(h, tls("r9.test"), good));
+    const b = forwarded(decide(h, tls("r9.test"), good));
+    expect(a.handles).toEqual([{ handle: "ns/R9", namespace: "ns", key: "R9" }]);
+    expect(b.handles).toEqual(a.handles);
+    // a service that can never be injected stays refused on every request
+    const never = createPolicy({ ...manifest, services: [svc("r9", "r9.test", { scheme: "api_key_header" })] });
+    for (let i = 0; i < 2; i++) expect(refused(decide(h, tls("r9.test"), never)).status).toBe(500);
+  });
+});
