@@ -10,6 +10,7 @@ import {
   joinAuthority,
   splitAuthority,
 } from "../../../src/match/index.ts";
+import { hostKind } from "../../../src/match/host.ts";
 
 describe("authorities and canonical hosts", () => {
   test("canonical host", () => {
@@ -31,6 +32,18 @@ describe("authorities and canonical hosts", () => {
     ["[::1]x", { host: "::1", port: "" }],
   ])("splitAuthority(%p)", (a, want) => {
     expect(splitAuthority(a)).toEqual(want);
+  });
+  test("remembered answers (bounded) stay right past the bound, for long values and alternating ones", () => {
+    for (let i = 0; i < 2_500; i++) {
+      expect(canonicalHost(`H${i}.Test.:443`)).toBe(`h${i}.test`);
+      expect(canonicalHost(i % 2 ? "API.test" : "[::1]:1")).toBe(i % 2 ? "api.test" : "::1");
+      expect(hostKind(i % 3 ? `h${i}.test` : `10.0.${i % 256}.1`)).toBe(i % 3 ? "name" : "ip");
+    }
+    const long = `${"a".repeat(63)}.`.repeat(5); // 320 characters: computed every time, never kept
+    expect(canonicalHost(`${long.toUpperCase()}:1`)).toBe(long.slice(0, -1));
+    expect(canonicalHost(`${long.toUpperCase()}:1`)).toBe(long.slice(0, -1));
+    expect(hostKind("bad_host!")).toBeNull();
+    expect(hostKind("bad_host!")).toBeNull();
   });
   test("joinAuthority brackets IPv6 and omits an empty port", () => {
     expect(joinAuthority({ host: "::1", port: "8443" })).toBe("[::1]:8443");
