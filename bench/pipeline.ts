@@ -15,6 +15,7 @@ import { appendFileSync, openSync, writeSync } from "node:fs";
 import { AsyncAuditWriter, StdoutDestination } from "../src/audit/sink.ts";
 import { ProxySelector } from "../src/http/corporate-proxy.ts";
 import { AuthFailures, tokenDigest } from "../src/intercept/auth.ts";
+import { observeManifest, withAuditMetrics } from "../src/metrics/observe.ts";
 import type { ConnHost } from "../src/intercept/client-loop.ts";
 import { serveTunnel } from "../src/intercept/client-loop.ts";
 import { Conn, type ConnData } from "../src/intercept/conn.ts";
@@ -43,10 +44,13 @@ globalThis.fetch = (async (_url: string, init: RequestInit) => {
 // the audit writer as in the product, its destination a synchronous write to /dev/null (the product's
 // asynchronous fs.write goes through the runtime's thread pool, which this loop would outrun)
 const devNull = openSync("/dev/null", "w");
-const audit = new AsyncAuditWriter(
+const writer = new AsyncAuditWriter(
   new StdoutDestination(async (_fd, buf, off, len) => writeSync(devNull, buf, off, len), false),
   { proxyId: "bench" },
 );
+// every entry observed by the metrics first, as serve wires it (admin listener on or off)
+const audit = withAuditMetrics(writer);
+observeManifest(manifest, "bench");
 const serving: Serving = {
   deps: {
     config: {} as never,
