@@ -81,14 +81,15 @@ abstract class Metric<L extends string> {
   }
 
   /**
-   * The series key of a label set — `values(labels).join(KEY_SEP)` — without the array for the
-   * usual metric of none or one label (an observation on the data path allocates nothing then).
+   * The series key of a label set — `values(labels).join(KEY_SEP)` — built without the array (the
+   * data path observes on every request: an existing series is found without allocating one).
    */
   protected key(labels: Partial<Record<L, string>> | undefined): string {
     const n = this.labelNames.length;
     if (n === 0) return "";
-    if (n === 1) return this.normalisers[0]!(labels?.[this.labelNames[0]!] ?? "");
-    return this.values(labels).join(KEY_SEP);
+    let k = this.normalisers[0]!(labels?.[this.labelNames[0]!] ?? "");
+    for (let i = 1; i < n; i++) k += KEY_SEP + this.normalisers[i]!(labels?.[this.labelNames[i]!] ?? "");
+    return k;
   }
 
   protected labelText(values: readonly string[], extra?: [string, string]): string {
@@ -190,6 +191,8 @@ export class Gauge<L extends string = never> extends Scalar<L> {
 export class Histogram<L extends string = never> extends Metric<L> {
   readonly type = "histogram";
   private readonly buckets: readonly number[];
+  /** Per series: observations per bucket (not cumulative: one increment per observation; the
+   * cumulative counts Prometheus reads are summed when rendered), their sum and count. */
   private readonly series = new Map<string, { values: string[]; counts: number[]; sum: number; count: number }>();
 
   constructor(opts: MetricOptions<L> & { buckets?: readonly number[] }) {
@@ -216,7 +219,10 @@ export class Histogram<L extends string = never> extends Metric<L> {
   observe(labels: Partial<Record<L, string>> | undefined, v: number): void {
     if (Number.isNaN(v)) return;
     const s = this.slot(labels);
-    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) s.counts[i]!++;
+    const b = this.buckets;
+    let i = 0;
+    while (i < b.length && !(v <= b[i]!)) i++;
+    if (i < b.length) s.counts[i]!++; // beyond the last bucket: only in +Inf (= count)
     s.sum += v;
     s.count++;
   }
@@ -229,9 +235,11 @@ export class Histogram<L extends string = never> extends Metric<L> {
   samples(): string[] {
     const out: string[] = [];
     for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) =>
-        out.push(`${this.name}_bucket${this.labelText(s.values, ["le", formatValue(b)])} ${s.counts[i]}`),
-      );
+      let cumulative = 0;
+      this.buckets.forEach((b, i) => {
+        cumulative += s.counts[i]!;
+        out.push(`${this.name}_bucket${this.labelText(s.values, ["le", formatValue(b)])} ${cumulative}`);
+      });
       out.push(`${this.name}_bucket${this.labelText(s.values, ["le", "+Inf"])} ${s.count}`);
       out.push(`${this.name}_sum${this.labelText(s.values)} ${formatValue(s.sum)}`);
       out.push(`${this.name}_count${this.labelText(s.values)} ${s.count}`);

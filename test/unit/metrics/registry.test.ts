@@ -115,6 +115,31 @@ describe("text format", () => {
     expect(r.render()).toContain('e_seconds_bucket{le="+Inf"} 0\ne_seconds_sum 0\ne_seconds_count 0\n');
   });
 
+  test("histogram: each bucket counts every observation ≤ its bound (random values, bounds included)", () => {
+    const r = new Registry();
+    const h = r.histogram({ name: "x_seconds", help: "h", labels: { s: oneOf(["a", "b"]) } });
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const seen: number[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      // values on the bounds, between them, below the first, past the last, and -0 / Infinity
+      const pick = rand();
+      const v =
+        pick < 0.3
+          ? DURATION_BUCKETS[Math.floor(rand() * DURATION_BUCKETS.length)]!
+          : pick < 0.9
+            ? rand() * 400
+            : [0, -0, -1, Infinity, 1e-9][Math.floor(rand() * 5)]!;
+      h.observe({ s: "a" }, v);
+      seen.push(v);
+    }
+    const lines = r.render().split("\n");
+    for (const b of DURATION_BUCKETS)
+      expect(lines).toContain(`x_seconds_bucket{s="a",le="${b}"} ${seen.filter((v) => v <= b).length}`);
+    expect(lines).toContain(`x_seconds_bucket{s="a",le="+Inf"} ${seen.length}`);
+    expect(h.count({ s: "b" })).toBe(0);
+  });
+
   test("declarations are checked: names, label names, duplicates, bucket order", () => {
     const r = new Registry();
     expect(() => r.counter({ name: "bad-name", help: "h" })).toThrow("invalid metric name");
