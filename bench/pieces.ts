@@ -9,6 +9,7 @@
 // The same bench request as bench/pipeline.ts: a Go client's GET through a tunnel to api.test.
 import { BENCH_MANIFEST, BENCH_REQUEST } from "./bench-request.ts";
 import { encodeAuditLine, nowNs } from "../src/audit/encode.ts";
+import type { AuditEntry } from "../src/audit/types.ts";
 import { RequestHeadParser } from "../src/http/h1-request.ts";
 import { editHeaders } from "../src/http/headers.ts";
 import { stripHopByHop } from "../src/http/hop-by-hop.ts";
@@ -17,6 +18,8 @@ import type { TunnelFacts } from "../src/intercept/decide.ts";
 import { upstreamUrl } from "../src/intercept/forward.ts";
 import { formatLine } from "../src/log/slog.ts";
 import { effectiveHost } from "../src/match/index.ts";
+import { observeAuditEntry, observeManifest } from "../src/metrics/observe.ts";
+import { series } from "../src/metrics/series.ts";
 
 const REQUEST = BENCH_REQUEST;
 const manifest = BENCH_MANIFEST;
@@ -26,6 +29,21 @@ const parsed = new RequestHeadParser(65536, 100).push(REQUEST);
 if (parsed.kind !== "ok") throw new Error("bench request does not parse");
 const head = parsed.head;
 const ID = "0a2c7b36-1f8e-4b8e-9d3e-2f1c6d8e9a0b";
+const ENTRY: AuditEntry = {
+  ts: 0n,
+  requestId: ID,
+  clientIp: "127.0.0.1",
+  method: "GET",
+  host: "api.test:443",
+  path: "/",
+  status: "injected",
+  upstreamStatus: 200,
+  latencyMs: 1,
+  service: "api",
+  credentialHandle: "bench/KEY",
+  injectionPoint: "header:Authorization",
+};
+observeManifest(manifest, "bench");
 
 let sink = 0;
 const PIECES: Record<string, () => void> = {
@@ -85,23 +103,12 @@ const PIECES: Record<string, () => void> = {
     ]).length;
   },
   "audit line (with its timestamp)": () => {
-    sink += encodeAuditLine(
-      {
-        ts: nowNs(),
-        requestId: ID,
-        clientIp: "127.0.0.1",
-        method: "GET",
-        host: "api.test:443",
-        path: "/",
-        status: "injected",
-        upstreamStatus: 200,
-        latencyMs: 1,
-        service: "api",
-        credentialHandle: "bench/KEY",
-        injectionPoint: "header:Authorization",
-      },
-      { proxyId: "bench" },
-    ).length;
+    sink += encodeAuditLine({ ...ENTRY, ts: nowNs() }, { proxyId: "bench" }).length;
+  },
+  "the metrics of a request (requests_total, request_duration, upstream_ttfb, secret_cache)": () => {
+    observeAuditEntry(ENTRY);
+    series.upstreamTtfb.observe(undefined, 0.002);
+    series.secretCache.inc({ result: "hit" });
   },
   "a timer set and cleared": () => {
     clearTimeout(setTimeout(() => {}, 30_000));
