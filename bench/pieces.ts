@@ -78,7 +78,7 @@ const PIECES: Record<string, () => void> = {
       ],
     ).length;
   },
-  "fetch's Headers from that list": () => {
+  "fetch's Headers from the request's fields": () => {
     const h = new Headers();
     for (const [k, v] of head.headers) h.append(k, v);
     h.append("Authorization", "Bearer x");
