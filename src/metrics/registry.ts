@@ -136,7 +136,7 @@ abstract class Scalar<L extends string> extends Metric<L> {
 
   /** Current value for a label set (0 when never recorded). */
   get(labels?: Partial<Record<L, string>>): number {
-    return this.series.get(this.values(labels).join(KEY_SEP))?.v ?? 0;
+    return this.series.get(this.key(labels))?.v ?? 0;
   }
 
   samples(): string[] {
@@ -229,7 +229,7 @@ export class Histogram<L extends string = never> extends Metric<L> {
 
   /** Observation count for a label set (tests, consistency checks). */
   count(labels?: Partial<Record<L, string>>): number {
-    return this.series.get(this.values(labels).join(KEY_SEP))?.count ?? 0;
+    return this.series.get(this.key(labels))?.count ?? 0;
   }
 
   samples(): string[] {
