@@ -50,21 +50,12 @@ export interface RecRequest {
  *                on the same connection, which stays open
  *   /__twocl…    answer with two different Content-Lengths, then close
  */
-export type Behaviour =
-  | "answer"
-  | "silent"
-  | "garbage"
-  | "bighead"
-  | "badcl"
-  | "midhead"
-  | "endless"
-  | "appended"
-  | "twocl";
+const MISBEHAVIOURS = ["silent", "garbage", "bighead", "badcl", "midhead", "endless", "appended", "twocl"] as const;
+export type Behaviour = "answer" | (typeof MISBEHAVIOURS)[number];
 
 export function behaviourOf(target: string): Behaviour {
   const p = target.replace(/^[a-z]+:\/\/[^/]*/i, "");
-  for (const b of ["silent", "garbage", "bighead", "badcl", "midhead", "endless", "appended", "twocl"] as const)
-    if (p.startsWith(`/__${b}`)) return b;
+  for (const b of MISBEHAVIOURS) if (p.startsWith(`/__${b}`)) return b;
   return "answer";
 }
 
