@@ -21,11 +21,9 @@ import { effectiveHost } from "../src/match/index.ts";
 import { observeAuditEntry, observeManifest } from "../src/metrics/observe.ts";
 import { series } from "../src/metrics/series.ts";
 
-const REQUEST = BENCH_REQUEST;
-const manifest = BENCH_MANIFEST;
-const policy = createPolicy(manifest);
+const policy = createPolicy(BENCH_MANIFEST);
 const tunnel: TunnelFacts = { connect: { host: "api.test", port: "443" }, plain: false, sni: "api.test" };
-const parsed = new RequestHeadParser(65536, 100).push(REQUEST);
+const parsed = new RequestHeadParser(65536, 100).push(BENCH_REQUEST);
 if (parsed.kind !== "ok") throw new Error("bench request does not parse");
 const head = parsed.head;
 const ID = "0a2c7b36-1f8e-4b8e-9d3e-2f1c6d8e9a0b";
@@ -43,13 +41,13 @@ const ENTRY: AuditEntry = {
   credentialHandle: "bench/KEY",
   injectionPoint: "header:Authorization",
 };
-observeManifest(manifest, "bench");
+observeManifest(BENCH_MANIFEST, "bench");
 
 let sink = 0;
 const PIECES: Record<string, () => void> = {
   "empty loop": () => {},
   "parse the request head": () => {
-    const r = new RequestHeadParser(65536, 100).push(REQUEST);
+    const r = new RequestHeadParser(65536, 100).push(BENCH_REQUEST);
     sink += r.kind.length;
   },
   decide: () => {

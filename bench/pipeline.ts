@@ -31,8 +31,6 @@ const ROUNDS = Number(process.argv[3] ?? 5);
 const out = process.env.PIPELINE_OUT ?? "/dev/stderr";
 const say = (s: string) => appendFileSync(out, s + "\n");
 
-const manifest = BENCH_MANIFEST;
-
 // fetch answers at once as the Go upstream does ("ok", text/plain, Date)
 const upstreamDate = new Date().toUTCString();
 globalThis.fetch = (async (_url: string, init: RequestInit) => {
@@ -52,11 +50,11 @@ const writer = new AsyncAuditWriter(
 );
 // every entry observed by the metrics first, as serve wires it (admin listener on or off)
 const audit = withAuditMetrics(writer);
-observeManifest(manifest, "bench");
+observeManifest(BENCH_MANIFEST, "bench");
 const serving: Serving = {
   deps: {
     config: {} as never,
-    manifest,
+    manifest: BENCH_MANIFEST,
     credentials: { secret: async () => "bench-secret-value" },
     minter: {} as never,
     audit,
@@ -64,7 +62,7 @@ const serving: Serving = {
     workloadToken: "t",
     lambdaLoopback: false,
   },
-  policy: createPolicy(manifest),
+  policy: createPolicy(BENCH_MANIFEST),
   forwarder: createForwarder(),
   proxies: new ProxySelector({ proxyUrl: "", noProxy: [], proxyAuth: "" }, {}),
   resolve: async () => ["127.0.0.2"],
@@ -82,8 +80,6 @@ const host: ConnHost = {
   socketHandlers: {} as never,
 };
 
-const REQUEST = BENCH_REQUEST;
-
 async function run(n: number): Promise<number> {
   let done = 0;
   let finish: () => void = () => {};
@@ -96,7 +92,7 @@ async function run(n: number): Promise<number> {
       if (++done >= n) {
         setImmediate(() => conn.onEnd());
         finish();
-      } else setImmediate(() => conn.onData(REQUEST));
+      } else setImmediate(() => conn.onData(BENCH_REQUEST));
       return len;
     },
     end() {},
@@ -106,7 +102,7 @@ async function run(n: number): Promise<number> {
   } as unknown as Socket<ConnData>;
   conn = new Conn(sock, "127.0.0.1", 1);
   const t0 = process.cpuUsage();
-  conn.onData(REQUEST);
+  conn.onData(BENCH_REQUEST);
   void serveTunnel(host, conn, { connect: { host: "api.test", port: "443" }, plain: false, sni: "api.test" });
   await over;
   const t = process.cpuUsage(t0);
