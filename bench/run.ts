@@ -130,25 +130,27 @@ const stealSince = (t0: { steal: number; total: number }) => {
   return t1.total > t0.total ? (100 * (t1.steal - t0.steal)) / (t1.total - t0.total) : 0;
 };
 
+/** The median of numbers in any order. */
+const medianOf = (xs: number[]) => median([...xs].sort((a, b) => a - b));
+
 /**
  * A cell's rounds as one: the median of req/s, p50 and p99 (each on its own), requests and errors
  * summed, the highest RSS; every round's figures kept.
  */
 function combine(runs: Load[]): Load {
   if (runs.length === 1) return runs[0]!;
-  const med = (xs: number[]) => median([...xs].sort((a, b) => a - b));
   const rss = runs.map((r) => r.rss_max_mib).filter((x): x is number => x !== undefined);
   return {
     requests: runs.reduce((a, r) => a + r.requests, 0),
     errors: runs.reduce((a, r) => a + r.errors, 0),
-    rps: med(runs.map((r) => r.rps)),
-    p50_us: med(runs.map((r) => r.p50_us)),
-    p99_us: med(runs.map((r) => r.p99_us)),
+    rps: medianOf(runs.map((r) => r.rps)),
+    p50_us: medianOf(runs.map((r) => r.p50_us)),
+    p99_us: medianOf(runs.map((r) => r.p99_us)),
     bytes: runs.reduce((a, r) => a + r.bytes, 0),
     seconds: runs.reduce((a, r) => a + r.seconds, 0),
     ...(runs.find((r) => r.first_error) ? { first_error: runs.find((r) => r.first_error)!.first_error } : {}),
     ...(rss.length ? { rss_max_mib: Math.max(...rss) } : {}),
-    steal_pct: med(runs.map((r) => r.steal_pct ?? 0)),
+    steal_pct: medianOf(runs.map((r) => r.steal_pct ?? 0)),
     rounds: runs.map((r) => ({ rps: r.rps, p50_us: r.p50_us, p99_us: r.p99_us, steal_pct: r.steal_pct })),
   };
 }
@@ -253,6 +255,23 @@ function clientArgs(t: Target, url: string, resolve = "api.test=127.0.0.2"): str
   return ["-url", url, "-proxy", `http://x:${TOKEN}@127.0.0.1:${t.port}`, "-ca", t.ca!];
 }
 
+/**
+ * One load through `t`: the proxy's highest VmRSS sampled every `everyMs` while it ran
+ * (`rss_max_mib`, proxies only) and the CPU time the hypervisor stole meanwhile (`steal_pct`).
+ */
+async function measuredLoad(t: Target, args: string[], everyMs = 50): Promise<Load & { steal_pct: number }> {
+  let max = 0;
+  const sampler = t.proxy ? setInterval(() => (max = Math.max(max, rssKiB(pidOf(t.proxy!)).rss)), everyMs) : undefined;
+  const ticks = cpuTicks();
+  const res = await loadgen(args);
+  const steal_pct = stealSince(ticks);
+  if (sampler) {
+    clearInterval(sampler);
+    res.rss_max_mib = max / 1024;
+  }
+  return Object.assign(res, { steal_pct });
+}
+
 async function stopTarget(t: Target): Promise<void> {
   if (!t.proxy) return;
   t.proxy.kill("SIGKILL");
@@ -343,17 +362,14 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const { c, keepalive } of cells) {
     for (const { spec, t } of round % 2 ? running : [...running].reverse()) {
       // the proxy's RSS sampled while the cell runs (which cell drives the peak)
-      let cellMax = 0;
-      const sampler = t.proxy
-        ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
-        : undefined;
-      const ticks = cpuTicks();
-      const res = await loadgen([...clientArgs(t, URL), "-c", String(c), "-d", CELL, `-keepalive=${keepalive}`]);
-      res.steal_pct = stealSince(ticks);
-      if (sampler) {
-        clearInterval(sampler);
-        res.rss_max_mib = cellMax / 1024;
-      }
+      const res = await measuredLoad(t, [
+        ...clientArgs(t, URL),
+        "-c",
+        String(c),
+        "-d",
+        CELL,
+        `-keepalive=${keepalive}`,
+      ]);
       const key = `${spec.name}\t${cellName(c, keepalive)}`;
       cellRuns.set(key, [...(cellRuns.get(key) ?? []), res]);
       console.log(
@@ -392,28 +408,27 @@ const streams = new Map<
 for (let round = 1; round <= ROUNDS; round++) {
   for (const { spec, t } of round % 2 ? running : [...running].reverse()) {
     const before = t.proxy ? rssKiB(pidOf(t.proxy)).rss : 0;
-    let max = before;
-    const timer = t.proxy ? setInterval(() => (max = Math.max(max, rssKiB(pidOf(t.proxy!)).rss)), 25) : undefined;
-    const ticks = cpuTicks();
-    const res = await loadgen([...clientArgs(t, `https://api.test:${upPort}/bytes/${STREAM_BYTES}`), "-n", "1"]);
-    const steal_pct = stealSince(ticks);
-    if (timer) clearInterval(timer);
+    const res = await measuredLoad(
+      t,
+      [...clientArgs(t, `https://api.test:${upPort}/bytes/${STREAM_BYTES}`), "-n", "1"],
+      25,
+    );
     const one = {
       mib_per_s: res.bytes / 1048576 / res.seconds,
-      rss_growth_mib: (max - before) / 1024,
+      rss_growth_mib: Math.max(0, (res.rss_max_mib ?? 0) - before / 1024),
       bytes: res.bytes,
-      steal_pct,
+      steal_pct: res.steal_pct,
     };
     streams.set(spec.name, [...(streams.get(spec.name) ?? []), one]);
     console.log(
-      `  ${ROUNDS > 1 ? `r${round} ` : ""}${spec.name.padEnd(10)} stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${one.mib_per_s.toFixed(0)} MiB/s  RSS growth ${one.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)  steal ${steal_pct.toFixed(0)} %`,
+      `  ${ROUNDS > 1 ? `r${round} ` : ""}${spec.name.padEnd(10)} stream ${(STREAM_BYTES / 1048576).toFixed(0)} MiB   ${one.mib_per_s.toFixed(0)} MiB/s  RSS growth ${one.rss_growth_mib.toFixed(1)} MiB  (${res.bytes} bytes)  steal ${one.steal_pct.toFixed(0)} %`,
     );
   }
 }
 for (const { spec, r } of running) {
   const runs = streams.get(spec.name)!;
   r.stream = {
-    mib_per_s: median(runs.map((x) => x.mib_per_s).sort((a, b) => a - b)),
+    mib_per_s: medianOf(runs.map((x) => x.mib_per_s)),
     rss_growth_mib: Math.max(...runs.map((x) => x.rss_growth_mib)),
     bytes: runs[0]!.bytes,
     ...(runs.length > 1
@@ -433,7 +448,6 @@ for (const { spec, r } of running) {
 // the reference sat at 0 % CPU meanwhile, so the cause is not established). Stopped, no target's
 // held requests remain at the silent upstream when the next one's cell runs, as in the old order.
 console.log("\n== held (each target in turn, stopped after its cell)");
-const heldSteals: number[] = [];
 for (const { spec, r, t } of running) {
   console.log(`  ${spec.name}`);
   // held: HELD requests to a silent upstream (another host and port) stay open through the target
@@ -456,18 +470,7 @@ for (const { spec, r, t } of running) {
     );
     await Bun.sleep(QUICK ? 1000 : 3000); // every tunnel opened, the requests in (or queued for) the upstream
     r.held_at_upstream = (await holding()) - before;
-    let cellMax = 0;
-    const sampler = t.proxy
-      ? setInterval(() => (cellMax = Math.max(cellMax, rssKiB(pidOf(t.proxy!)).rss)), 50)
-      : undefined;
-    const ticks = cpuTicks();
-    const res = await loadgen([...clientArgs(t, URL), "-c", "16", "-d", CELL]);
-    res.steal_pct = stealSince(ticks);
-    heldSteals.push(res.steal_pct);
-    if (sampler) {
-      clearInterval(sampler);
-      res.rss_max_mib = cellMax / 1024;
-    }
+    const res = await measuredLoad(t, [...clientArgs(t, URL), "-c", "16", "-d", CELL]);
     held.kill("SIGKILL");
     await held.exited;
     r.cells["c16-keepalive-held"] = res;
@@ -614,10 +617,10 @@ console.log(table.join("\n"));
 const steals = [
   ...[...cellRuns.values()].flat().map((r) => r.steal_pct ?? 0),
   ...[...streams.values()].flat().map((x) => x.steal_pct),
-  ...heldSteals,
+  ...running.map(({ r }) => r.cells["c16-keepalive-held"]?.steal_pct ?? 0),
 ];
 const stealSummary = {
-  median_pct: median([...steals].sort((a, b) => a - b)),
+  median_pct: medianOf(steals),
   max_pct: Math.max(...steals),
 };
 console.log(
