@@ -25,21 +25,64 @@ export type ParseResult =
   | { kind: "h2-preface" }
   | { kind: "ok"; head: RequestHead; rest: Uint8Array };
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+// The character classes of a head, one table lookup per character (the head is latin1-decoded: every
+// code is below 256): tchar (RFC 9110 §5.6.2), a request-target's visible bytes (no SP or CTL), the
+// bytes a field value must not hold (CTLs but HTAB).
+const TCHAR = 1;
+const TARGET_CHAR = 2;
+const BAD_VALUE_CHAR = 4;
+const CLASS = new Uint8Array(256);
+for (let c = 0; c < 256; c++) {
+  if (/[!#$%&'*+\-.^_`|~0-9A-Za-z]/.test(String.fromCharCode(c))) CLASS[c]! |= TCHAR;
+  if ((c >= 0x21 && c <= 0x7e) || c >= 0x80) CLASS[c]! |= TARGET_CHAR;
+  if (c <= 0x08 || (c >= 0x0a && c <= 0x1f) || c === 0x7f) CLASS[c]! |= BAD_VALUE_CHAR;
+}
 
-function requestLineError(line: string): ParseError | { kind: "h2-preface" } | null {
-  if (line === "PRI * HTTP/2.0") return { kind: "h2-preface" };
-  const rl = line.split(" ");
-  if (rl.length !== 3) return { kind: "error", status: 400, reason: "malformed request line" };
-  const [method, target, version] = rl as [string, string, string];
-  if (!TOKEN.test(method) || !TARGET.test(target))
+/** s[from, to) is not empty and every character of it has the class. */
+function allOf(s: string, from: number, to: number, cls: number): boolean {
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) if (((CLASS[s.charCodeAt(i)] ?? 0) & cls) === 0) return false;
+  return true;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const COLON = 0x3a;
+const isOws = (c: number) => c === 0x20 || c === 0x09;
+
+/** A field name equals `lower` (a lower-case name of letters and hyphens), in any case. */
+function nameIs(s: string, from: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) if ((s.charCodeAt(from + i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
+type RequestLine = { method: string; target: string; version: "HTTP/1.0" | "HTTP/1.1" };
+
+/**
+ * The request line s[from, to)'s three parts, or why it is none (`method SP target SP version`,
+ * nothing else).
+ */
+function readRequestLine(s: string, from: number, to: number): RequestLine | ParseError | { kind: "h2-preface" } {
+  if (to - from === 14 && s.startsWith("PRI * HTTP/2.0", from)) return { kind: "h2-preface" };
+  const sp1 = s.indexOf(" ", from);
+  const sp2 = sp1 < 0 || sp1 >= to ? -1 : s.indexOf(" ", sp1 + 1);
+  // exactly two spaces
+  if (sp2 < 0 || sp2 >= to || s.lastIndexOf(" ", to - 1) > sp2)
     return { kind: "error", status: 400, reason: "malformed request line" };
-  if (!/^HTTP\/\d\.\d$/.test(version)) return { kind: "error", status: 400, reason: "malformed HTTP version" };
-  if (version !== "HTTP/1.1" && version !== "HTTP/1.0")
+  if (!allOf(s, from, sp1, TCHAR) || !allOf(s, sp1 + 1, sp2, TARGET_CHAR))
+    return { kind: "error", status: 400, reason: "malformed request line" };
+  // HTTP/1.1 or HTTP/1.0 read without slicing them out; any other version is sliced to be judged
+  let version: RequestLine["version"] | null = null;
+  if (to - sp2 === 9 && s.startsWith("HTTP/1.", sp2 + 1)) {
+    const minor = s.charCodeAt(to - 1);
+    version = minor === 0x31 ? "HTTP/1.1" : minor === 0x30 ? "HTTP/1.0" : null;
+  }
+  if (version === null) {
+    if (!/^HTTP\/\d\.\d$/.test(s.slice(sp2 + 1, to)))
+      return { kind: "error", status: 400, reason: "malformed HTTP version" };
     return { kind: "error", status: 505, reason: "unsupported protocol version" };
-  return null;
+  }
+  return { method: s.slice(from, sp1), target: s.slice(sp1 + 1, sp2), version };
 }
 
 /**
@@ -68,84 +111,118 @@ export class RequestHeadParser {
     if (state === "bare-lf") return { kind: "error", status: 400, reason: "bare LF line ending" };
     if (state === "bare-cr") return { kind: "error", status: 400, reason: "bare CR" };
     if (state === "too-large") return { kind: "error", status: 431, reason: "request head too large" };
-    // The request line is checked once, as soon as it is complete (a banner fails at once); a head
-    // that arrived whole is decoded once for both.
-    const text = state === "complete" ? this.hb.head() : null;
+    if (state === "complete") {
+      // the whole head at once: its request line is read with it (a preface is answered as such)
+      const parsed = parseHead(this.hb.head(), this.maxCount);
+      if (parsed.kind !== "ok") return parsed;
+      return { kind: "ok", head: parsed.head, rest: this.hb.rest() };
+    }
+    // The request line is checked as soon as it is complete: a banner fails at once.
     if (!this.checkedFirstLine) {
-      const first = text !== null ? firstLineOf(text) : this.hb.firstLine();
+      const first = this.hb.firstLine();
       if (first !== null) {
         this.checkedFirstLine = true;
-        const bad = requestLineError(first);
-        if (bad) return bad;
+        const rl = readRequestLine(first, 0, first.length);
+        if ("kind" in rl) return rl;
       }
     }
-    if (text === null) return { kind: "incomplete" };
-    const parsed = parseRequestHead(text, this.maxCount, true);
-    if (parsed.kind !== "ok") return parsed;
-    return { kind: "ok", head: parsed.head, rest: this.hb.rest() };
+    return { kind: "incomplete" };
   }
 }
 
-function firstLineOf(text: string): string {
-  const i = text.indexOf("\r\n");
-  return i < 0 ? text : text.slice(0, i);
+/** Parse a complete head (without its final CRLFCRLF): a request head, or the error to answer. */
+export function parseRequestHead(text: string, maxCount: number): ParseError | { kind: "ok"; head: RequestHead } {
+  const parsed = parseHead(text, maxCount);
+  return parsed.kind === "h2-preface" ? { kind: "error", status: 400, reason: "malformed request line" } : parsed;
 }
 
 /**
- * Parse a complete head (without its final CRLFCRLF). `lineChecked`: the caller already had the
- * request line pass `requestLineError` (RequestHeadParser), so it is not checked twice.
+ * One pass over the field lines by character codes (no regular expression, no line array): each name
+ * and value is sliced once, and the fields that decide framing and persistence are noted on the way.
  */
-export function parseRequestHead(
+function parseHead(
   text: string,
   maxCount: number,
-  lineChecked = false,
-): ParseError | { kind: "ok"; head: RequestHead } {
-  const lines = text.split("\r\n");
-  const rlError = lineChecked ? null : requestLineError(lines[0]!);
-  if (rlError)
-    return rlError.kind === "h2-preface" ? { kind: "error", status: 400, reason: "malformed request line" } : rlError;
-  const [method, target, version] = lines[0]!.split(" ") as [string, string, "HTTP/1.0" | "HTTP/1.1"];
-  if (lines.length - 1 > maxCount) return { kind: "error", status: 431, reason: "too many header fields" };
+): ParseError | { kind: "h2-preface" } | { kind: "ok"; head: RequestHead } {
+  let eol = text.indexOf("\r\n");
+  if (eol < 0) eol = text.length;
+  const rl = readRequestLine(text, 0, eol);
+  if ("kind" in rl) return rl;
+  const { method, target, version } = rl;
   const headers: Headers = [];
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (l.startsWith(" ") || l.startsWith("\t")) return { kind: "error", status: 400, reason: "obsolete line folding" };
-    const c = l.indexOf(":");
-    if (c <= 0) return { kind: "error", status: 400, reason: "malformed header line" };
-    const name = l.slice(0, c);
-    if (!TOKEN.test(name)) return { kind: "error", status: 400, reason: "invalid header name" };
-    const value = trimOws(l.slice(c + 1));
-    if (BAD_VALUE.test(value)) return { kind: "error", status: 400, reason: "invalid header value" };
-    headers.push([name, value]);
-  }
-  // the fields that decide framing and persistence, in one pass over the lower-cased names
   let hosts = 0;
-  const te: string[] = [];
-  const cl: string[] = [];
-  const connection: string[] = [];
-  for (let i = 0; i < headers.length; i++) {
-    const [k, v] = headers[i]!;
-    switch (k.length) {
+  let te: string[] | null = null;
+  let cl: string[] | null = null;
+  let connection: string[] | null = null;
+  const n = text.length;
+  for (let start = eol + 2; start <= n; ) {
+    // one scan of the line: the name up to the first colon (tchar only), the value up to CRLF (no CTL
+    // but HTAB); a CR without its LF is a character like any other (the value's error)
+    let pos = start;
+    let colon = -1;
+    let badName = false;
+    let badValue = false;
+    for (; pos < n; pos++) {
+      const c = text.charCodeAt(pos);
+      if (c === COLON) {
+        colon = pos;
+        break;
+      }
+      if (c === CR && text.charCodeAt(pos + 1) === LF) break;
+      if (((CLASS[c] ?? 0) & TCHAR) === 0) badName = true;
+    }
+    if (colon >= 0)
+      for (pos = colon + 1; pos < n; pos++) {
+        const c = text.charCodeAt(pos);
+        if (c === CR && text.charCodeAt(pos + 1) === LF) break;
+        if (((CLASS[c] ?? 0) & BAD_VALUE_CHAR) !== 0) badValue = true;
+      }
+    const end = pos;
+    const bad: ParseError | null =
+      start < end && isOws(text.charCodeAt(start))
+        ? { kind: "error", status: 400, reason: "obsolete line folding" }
+        : colon <= start
+          ? { kind: "error", status: 400, reason: "malformed header line" }
+          : badName
+            ? { kind: "error", status: 400, reason: "invalid header name" }
+            : badValue
+              ? { kind: "error", status: 400, reason: "invalid header value" }
+              : null;
+    if (bad !== null || headers.length === maxCount) {
+      // too many fields is the answer whatever else is wrong (counted before any field is read)
+      if (fieldCount(text, start) + headers.length > maxCount)
+        return { kind: "error", status: 431, reason: "too many header fields" };
+      if (bad !== null) return bad;
+    }
+    let vs = colon + 1;
+    let ve = end;
+    while (vs < ve && isOws(text.charCodeAt(vs))) vs++;
+    while (ve > vs && isOws(text.charCodeAt(ve - 1))) ve--;
+    const name = text.slice(start, colon);
+    const value = text.slice(vs, ve);
+    headers.push([name, value]);
+    switch (colon - start) {
       case 4:
-        if (k.toLowerCase() === "host") hosts++;
+        if (nameIs(text, start, "host")) hosts++;
         break;
       case 10:
-        if (k.toLowerCase() === "connection") connection.push(v);
+        if (nameIs(text, start, "connection")) (connection ??= []).push(value);
         break;
       case 14:
-        if (k.toLowerCase() === "content-length") cl.push(v);
+        if (nameIs(text, start, "content-length")) (cl ??= []).push(value);
         break;
       case 17:
-        if (k.toLowerCase() === "transfer-encoding") te.push(v);
+        if (nameIs(text, start, "transfer-encoding")) (te ??= []).push(value);
         break;
     }
+    start = end + 2;
   }
   // A missing Host (RFC 9112 §3.2 says 400) is left to the decision: the reference denies it as host "".
   if (hosts > 1) return { kind: "error", status: 400, reason: "too many Host headers" };
-  const framing = bodyFraming(te, cl, version);
+  const framing = te === null && cl === null ? NO_BODY : bodyFraming(te ?? [], cl ?? [], version);
   if ("status" in framing) return framing;
   let keepAlive = version === "HTTP/1.1"; // no Connection field: the version's default
-  if (connection.length > 0) {
+  if (connection !== null) {
     const conn = connection
       .join(",")
       .toLowerCase()
@@ -156,19 +233,13 @@ export function parseRequestHead(
   return { kind: "ok", head: { method, target, version, headers, framing, keepAlive } };
 }
 
-const OWS_EDGES = /^[ \t]+|[ \t]+$/g;
+const NO_BODY: Framing = Object.freeze({ kind: "none" });
 
-/** A field value without leading and trailing SP/HTAB; the usual `name: value` (one SP) without a regex. */
-function trimOws(v: string): string {
-  const n = v.length;
-  if (n === 0) return v;
-  const last = v.charCodeAt(n - 1);
-  if (last === 0x20 || last === 0x09) return v.replace(OWS_EDGES, "");
-  const first = v.charCodeAt(0);
-  if (first !== 0x20 && first !== 0x09) return v;
-  if (n === 1) return "";
-  const second = v.charCodeAt(1);
-  return second === 0x20 || second === 0x09 ? v.replace(OWS_EDGES, "") : v.slice(1);
+/** Field lines from text[start] to the end. */
+function fieldCount(text: string, start: number): number {
+  let n = 1;
+  for (let i = text.indexOf("\r\n", start); i >= 0; i = text.indexOf("\r\n", i + 2)) n++;
+  return n;
 }
 
 /** RFC 9112 §6: unambiguous body framing or an error. */

@@ -21,7 +21,7 @@ const MAX_LEADING_BYTES = 1024;
 const EMPTY = new Uint8Array(0);
 
 export class HeadBuffer {
-  private buf: Uint8Array = new Uint8Array(0);
+  private buf: Uint8Array = EMPTY;
   private len = 0;
   /** Next byte to scan. */
   private pos = 0;
@@ -59,31 +59,52 @@ export class HeadBuffer {
   }
 
   private scan(): HeadState {
+    // the position and the flags in locals while scanning (one store per push, not per byte)
     const b = this.buf;
-    for (; this.pos < this.len; this.pos++) {
-      this.scanned++;
-      if (this.pos - this.start >= this.maxBytes + 4 || this.start > MAX_LEADING_BYTES) return "too-large";
-      const c = b[this.pos];
+    const len = this.len;
+    const limit = this.maxBytes + 4;
+    let pos = this.pos;
+    let start = this.start;
+    let leading = this.leading;
+    let state: HeadState = "incomplete";
+    const from = pos;
+    for (; pos < len; pos++) {
+      if (pos - start >= limit || start > MAX_LEADING_BYTES) {
+        state = "too-large";
+        break;
+      }
+      const c = b[pos];
       if (c === LF) {
-        if (this.pos === 0 || b[this.pos - 1] !== CR) return "bare-lf";
-        if (this.leading && this.pos === this.start + 1) {
-          this.start = this.pos + 1; // an empty line before the request line
+        if (pos === 0 || b[pos - 1] !== CR) {
+          state = "bare-lf";
+          break;
+        }
+        if (leading && pos === start + 1) {
+          start = pos + 1; // an empty line before the request line
           continue;
         }
-        this.leading = false;
-        if (this.firstLineEnd < 0) this.firstLineEnd = this.pos - 1;
+        leading = false;
+        if (this.firstLineEnd < 0) this.firstLineEnd = pos - 1;
         // CRLF CRLF: the previous line was empty
-        if (this.pos >= this.start + 3 && b[this.pos - 2] === LF && b[this.pos - 3] === CR) {
-          this.end = this.pos - 3;
-          this.pos++;
-          return "complete";
+        if (pos >= start + 3 && b[pos - 2] === LF && b[pos - 3] === CR) {
+          this.end = pos - 3;
+          state = "complete";
+          break;
         }
       } else if (c === CR) {
-        if (this.pos + 1 < this.len && b[this.pos + 1] !== LF) return "bare-cr";
-        if (this.pos + 1 >= this.len) break; // decide when the next byte arrives
-      } else this.leading = false;
+        if (pos + 1 < len && b[pos + 1] !== LF) {
+          state = "bare-cr";
+          break;
+        }
+        if (pos + 1 >= len) break; // decide when the next byte arrives
+      } else leading = false;
     }
-    return "incomplete";
+    // the byte the loop stopped at was looked at too (a CR waiting for its LF is looked at again)
+    this.scanned += pos - from + (pos < len ? 1 : 0);
+    this.pos = state === "complete" ? pos + 1 : pos;
+    this.start = start;
+    this.leading = leading;
+    return state;
   }
 
   firstLine(): string | null {
