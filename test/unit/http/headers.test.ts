@@ -110,6 +110,16 @@ describe("lookups by a lowercased name (length checked first) and the canonical-
       ["Key", "v"],
     ]);
   });
+  test("only U+0130 lowercases to another length (what sameName's length check relies on)", () => {
+    const changes: number[] = [];
+    for (let cp = 0; cp <= 0x10ffff; cp++) {
+      const s = String.fromCodePoint(cp);
+      if (s.toLowerCase().length !== s.length) changes.push(cp);
+    }
+    expect(changes).toEqual([0x130]);
+    // two of them, and a name shorter by two still matches
+    expect(getHeader([["\u0130\u0130", "v"]], "i\u0307i\u0307")).toBe("v");
+  });
   test("setHeader copies the pairs it keeps (the input is never aliased)", () => {
     const h: Headers = [
       ["A", "1"],
