@@ -30,18 +30,36 @@ export function upstreamUrl(scheme: "http" | "https", host: string, port: number
   const base = `${scheme}://${hostPort(host, port)}`;
   const href = base + pathAndQuery;
   // Always parsed back (§18.20), whatever the path looks like: the check is the point, not a proof
-  // that it could be skipped. Only the expected origin is parsed once per origin.
+  // that it could be skipped. What the parse gives for one exact string is remembered (a client that
+  // repeats its request repeats its URL); the expected origin is parsed once per origin.
   const expected = expectedOrigin(base);
-  let u: URL;
-  try {
-    u = new URL(href);
-  } catch {
-    throw new UpstreamError("request-target rejected");
-  }
-  if (u.protocol !== expected.protocol || u.host !== expected.host || u.username || u.password || u.hash)
+  const got = parsedBack(href);
+  if (got === null || got.protocol !== expected.protocol || got.host !== expected.host || got.extra)
     throw new UpstreamError("request-target rejected");
   return href;
 }
+
+interface ParsedBack {
+  protocol: string;
+  host: string;
+  /** Userinfo or a fragment: never in a URL we build. */
+  extra: boolean;
+}
+
+/** `new URL(href)` as upstreamUrl compares it (null: no URL), remembered per exact string (bounded). */
+const parsedBack = memoize(
+  (href): ParsedBack | null => {
+    let u: URL;
+    try {
+      u = new URL(href);
+    } catch {
+      return null;
+    }
+    return { protocol: u.protocol, host: u.host, extra: u.username !== "" || u.password !== "" || u.hash !== "" };
+  },
+  1024,
+  2048,
+);
 
 /** isIP(host) !== 0, without the parse for the common case: a name (no colon, not dotted digits). */
 function isIpLiteral(host: string): boolean {

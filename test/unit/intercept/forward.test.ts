@@ -53,6 +53,24 @@ describe("upstreamUrl's per-origin cache", () => {
     expect(() => upstreamUrl("https", "user@evil.test", 443, "/")).toThrow("request-target rejected");
     expect(() => upstreamUrl("https", "api.test", 99999, "/")).toThrow();
   });
+
+  test("a URL's parse is remembered per exact string: a rejected one stays rejected, past the bound too", () => {
+    const bad = (): unknown => upstreamUrl("https", "api.test", 443, "/x#frag");
+    const viaUserinfo = (): unknown => upstreamUrl("https", "user@evil.test", 443, "/x");
+    for (let round = 0; round < 3; round++) {
+      expect(bad).toThrow("request-target rejected");
+      expect(viaUserinfo).toThrow("request-target rejected");
+      expect(upstreamUrl("https", "api.test", 443, "/x")).toBe("https://api.test:443/x");
+      // the same path on another origin is its own string: checked against that origin
+      expect(upstreamUrl("https", "127.0.0.2", 443, "/x")).toBe("https://127.0.0.2:443/x");
+      for (let i = 0; i < 1500; i++)
+        expect(upstreamUrl("https", "api.test", 443, `/p${i}`)).toBe(`https://api.test:443/p${i}`);
+    }
+    // longer than the remembered bound: parsed every time
+    const long = `/${"a".repeat(4000)}`;
+    expect(upstreamUrl("https", "api.test", 443, long)).toBe(`https://api.test:443${long}`);
+    expect(() => upstreamUrl("https", "api.test", 443, `${long}#f`)).toThrow("request-target rejected");
+  });
 });
 
 describe("createForwarder().forward", () => {
