@@ -67,12 +67,13 @@ type Value = string | number | boolean | string[];
  */
 const JSON_PLAIN = /^[ !#-%'-;=?-[\]-~]*$/;
 
-function jsonString(s: string): string {
-  return JSON_PLAIN.test(s) ? `"${s}"` : goJsonString(s);
+/** A JSON string's content, without its quotes (the quotes are in the line's constant parts). */
+function inner(s: string): string {
+  return JSON_PLAIN.test(s) ? s : goJsonString(s).slice(1, -1);
 }
 
 function encodeValue(v: Value): string {
-  if (typeof v === "string") return jsonString(v);
+  if (typeof v === "string") return `"${inner(v)}"`;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   return "[" + v.map(goJsonString).join(",") + "]";
 }
@@ -84,8 +85,8 @@ function encodedContext(ctx: LineContext): { proxyId: string; authMode: string }
     c = {
       for: ctx.proxyId,
       forAuth: ctx.authMode,
-      proxyId: jsonString(ctx.proxyId),
-      authMode: ctx.authMode ? jsonString(ctx.authMode) : "",
+      proxyId: inner(ctx.proxyId),
+      authMode: ctx.authMode ? inner(ctx.authMode) : "",
     };
     contexts.set(ctx, c);
   }
@@ -107,32 +108,31 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: st
       : typeof e.ts === "string"
         ? e.ts
         : rfc3339Nano(BigInt(e.ts.getTime()) * 1_000_000n);
-  // keys are constants: written as they are (none needs escaping), values through jsonString
+  // Keys and quotes are constant parts of the templates (none needs escaping), values go in as the
+  // contents of their JSON strings: few parts, so the line is cheap to flatten when it is written.
   const c = encodedContext(ctx);
   let out =
-    `{"schema_version":1,"ts":${jsonString(ts)},"proxy_id":${c.proxyId}` +
-    `,"request_id":${jsonString(e.requestId)},"client_ip":${jsonString(e.clientIp)}` +
-    `,"method":${jsonString(e.method)},"host":${jsonString(e.host)},"path":${jsonString(e.path)}`;
-  if (e.service) out += `,"service":${jsonString(e.service)}`;
-  if (e.credentialHandle) out += `,"credential_handle":${jsonString(e.credentialHandle)}`;
-  if (e.injectionPoint) out += `,"injection_point":${jsonString(e.injectionPoint)}`;
-  out += `,"status":${jsonString(e.status)}`;
-  if (e.upstreamStatus) out += `,"upstream_status":${encodeValue(e.upstreamStatus)}`;
-  out += `,"latency_ms":${encodeValue(e.latencyMs)}`;
-  if (ctx.authMode) out += `,"auth_mode":${c.authMode}`;
+    `{"schema_version":1,"ts":"${inner(ts)}","proxy_id":"${c.proxyId}","request_id":"${inner(e.requestId)}",` +
+    `"client_ip":"${inner(e.clientIp)}","method":"${inner(e.method)}","host":"${inner(e.host)}",` +
+    `"path":"${inner(e.path)}"`;
+  if (e.service) out += `,"service":"${inner(e.service)}"`;
+  if (e.credentialHandle) out += `,"credential_handle":"${inner(e.credentialHandle)}"`;
+  if (e.injectionPoint) out += `,"injection_point":"${inner(e.injectionPoint)}"`;
+  out += e.upstreamStatus
+    ? `,"status":"${inner(e.status)}","upstream_status":${e.upstreamStatus},"latency_ms":${e.latencyMs}`
+    : `,"status":"${inner(e.status)}","latency_ms":${e.latencyMs}`;
+  if (ctx.authMode) out += `,"auth_mode":"${c.authMode}"`;
   // Phase 2 keys, PHASE2 §1.5 order.
-  const f: Array<[string, Value]> = [];
-  if (e.protocol) f.push(["protocol", e.protocol]);
-  if (e.upstreamProtocol) f.push(["upstream_protocol", e.upstreamProtocol]);
-  if (e.workload) f.push(["workload", e.workload]);
-  if (e.workloadVerified) f.push(["workload_verified", true]);
-  if (e.hostPattern) f.push(["host_pattern", e.hostPattern]);
-  if (e.reason) f.push(["reason", e.reason]);
-  if (e.rule) f.push(["rule", e.rule]);
-  if (e.placeholderService) f.push(["placeholder_service", e.placeholderService]);
-  if (e.credentialHandles?.length) f.push(["credential_handles", e.credentialHandles]);
-  if (e.injectionPoints?.length) f.push(["injection_points", e.injectionPoints]);
-  if (prevSha256) f.push(["prev_sha256", prevSha256]);
-  for (const [k, v] of f) out += `,"${k}":${encodeValue(v)}`;
+  if (e.protocol) out += `,"protocol":${encodeValue(e.protocol)}`;
+  if (e.upstreamProtocol) out += `,"upstream_protocol":${encodeValue(e.upstreamProtocol)}`;
+  if (e.workload) out += `,"workload":${encodeValue(e.workload)}`;
+  if (e.workloadVerified) out += `,"workload_verified":true`;
+  if (e.hostPattern) out += `,"host_pattern":${encodeValue(e.hostPattern)}`;
+  if (e.reason) out += `,"reason":${encodeValue(e.reason)}`;
+  if (e.rule) out += `,"rule":${encodeValue(e.rule)}`;
+  if (e.placeholderService) out += `,"placeholder_service":${encodeValue(e.placeholderService)}`;
+  if (e.credentialHandles?.length) out += `,"credential_handles":${encodeValue(e.credentialHandles)}`;
+  if (e.injectionPoints?.length) out += `,"injection_points":${encodeValue(e.injectionPoints)}`;
+  if (prevSha256) out += `,"prev_sha256":${encodeValue(prevSha256)}`;
   return out + "}\n";
 }
