@@ -21,13 +21,17 @@ function pad(n: number, w = 2): string {
 
 /** Go's slog time: 2006-01-02T15:04:05.000Z07:00 in local time. */
 export function formatTime(d: Date): string {
-  const ms = d.getTime();
+  return formatTimeMs(d.getTime(), d);
+}
+
+/** formatTime for a time in milliseconds (`d`, the same time as a Date, made only when needed). */
+function formatTimeMs(ms: number, d?: Date): string {
   const sec = Math.floor(ms / 1000);
   if (sec === cachedSecond && !Number.isNaN(ms)) {
     const m = ms - sec * 1000;
     return cachedPrefix + (m < 10 ? "00" : m < 100 ? "0" : "") + m + cachedZone;
   }
-  const full = formatTimeSlow(d);
+  const full = formatTimeSlow(d ?? new Date(ms));
   const dot = full.lastIndexOf(".");
   if (!Number.isNaN(ms) && dot > 0) {
     // the part before the milliseconds and the zone after them are the same for the whole second
@@ -163,17 +167,22 @@ function fmtValue(v: AttrValue): string {
 }
 
 /** Formats one line (with trailing newline). Exposed for tests. */
-export function formatLine(level: Level, msg: string, attrs: Attrs = [], now: Date = new Date()): string {
-  let line = `time=${formatTime(now)} level=${level} msg=${fmtValue(msg)}`;
-  const entries = Array.isArray(attrs) ? attrs : Object.entries(attrs);
-  for (const [k, v] of entries) {
-    line += ` ${fmtKey(k)}=${fmtValue(v)}`;
-  }
+export function formatLine(level: Level, msg: string, attrs: Attrs = [], now?: Date): string {
+  let line = `time=${now ? formatTime(now) : formatTimeMs(Date.now())} level=${level} msg=${fmtValue(msg)}`;
+  if (Array.isArray(attrs))
+    for (let i = 0; i < attrs.length; i++) {
+      const a = attrs[i]!;
+      line += attrPrefix(a[0]) + fmtValue(a[1]);
+    }
+  else for (const k of Object.keys(attrs)) line += attrPrefix(k) + fmtValue(attrs[k]);
   return line + "\n";
 }
 
-/** A key as written: keys are a few constants, their quoting decided once each (bounded). */
-const fmtKey = memoize((k) => (needsQuoting(k) ? goQuote(k) : k), 256);
+/**
+ * ` key=` as written before a value: keys are a few constants, their quoting decided once each
+ * (bounded), and the separators come with them (fewer parts in a line).
+ */
+const attrPrefix = memoize((k) => ` ${needsQuoting(k) ? goQuote(k) : k}=`, 256);
 
 type Sink = (line: string) => void;
 
