@@ -32,47 +32,54 @@ export const canonicalHeaderName: (name: string) => string = memoize(
 );
 
 /**
- * Whether `k` lowercases to `lower` (itself lowercase). Names of another length are rejected at once:
- * of all of Unicode only `İ` (U+0130) lowercases to another length (two units, `i̇`; checked over
- * every code point in test/unit/http/headers.test.ts), so only a shorter name holding it can match.
+ * Whether `k` lowercases to `lower` (itself lowercase). Of all of Unicode only `İ` (U+0130)
+ * lowercases to another length (two units, `i̇`: checked over every code point in
+ * test/unit/http/headers.test.ts), so a name of another length can match only when `lower` holds
+ * U+0307 — `anyLength`, found once per lookup (`lengthMayDiffer`), not once per field.
  */
-function sameName(k: string, lower: string): boolean {
-  if (k.length !== lower.length && (k.length > lower.length || !k.includes("\u0130"))) return false;
+function sameName(k: string, lower: string, anyLength: boolean): boolean {
+  if (k.length !== lower.length && !anyLength) return false;
   return k === lower || k.toLowerCase() === lower;
 }
 
+const lengthMayDiffer = (lower: string) => lower.includes("\u0307");
+
 export function getHeader(h: Headers, name: string): string | undefined {
   const n = name.toLowerCase();
+  const any = lengthMayDiffer(n);
   for (let i = 0; i < h.length; i++) {
     const e = h[i]!;
-    if (sameName(e[0], n)) return e[1];
+    if (sameName(e[0], n, any)) return e[1];
   }
   return undefined;
 }
 
 export function getHeaders(h: Headers, name: string): string[] {
   const n = name.toLowerCase();
+  const any = lengthMayDiffer(n);
   const out: string[] = [];
   for (let i = 0; i < h.length; i++) {
     const e = h[i]!;
-    if (sameName(e[0], n)) out.push(e[1]);
+    if (sameName(e[0], n, any)) out.push(e[1]);
   }
   return out;
 }
 
 export function deleteHeader(h: Headers, name: string): Headers {
   const n = name.toLowerCase();
-  return h.filter(([k]) => !sameName(k, n));
+  const any = lengthMayDiffer(n);
+  return h.filter(([k]) => !sameName(k, n, any));
 }
 
 /** Replace every value of `name` by one (kept at the first occurrence's position, else appended). */
 export function setHeader(h: Headers, name: string, value: string): Headers {
   const n = name.toLowerCase();
+  const any = lengthMayDiffer(n);
   const out: Headers = [];
   let placed = false;
   for (let i = 0; i < h.length; i++) {
     const e = h[i]!;
-    if (!sameName(e[0], n)) out.push([e[0], e[1]]);
+    if (!sameName(e[0], n, any)) out.push([e[0], e[1]]);
     else if (!placed) {
       out.push([name, value]);
       placed = true;
@@ -89,13 +96,14 @@ export function setHeader(h: Headers, name: string, value: string): Headers {
 export function editHeaders(h: Headers, remove: readonly string[], set: ReadonlyArray<[string, string]>): Headers {
   const drop = remove.map((n) => n.toLowerCase());
   const names = set.map(([n]) => n.toLowerCase());
+  const any = drop.some(lengthMayDiffer) || names.some(lengthMayDiffer);
   const placed = set.map(() => false);
   const out: Headers = [];
   next: for (let i = 0; i < h.length; i++) {
     const e = h[i]!;
-    for (let j = 0; j < drop.length; j++) if (sameName(e[0], drop[j]!)) continue next;
+    for (let j = 0; j < drop.length; j++) if (sameName(e[0], drop[j]!, any)) continue next;
     for (let j = 0; j < names.length; j++) {
-      if (!sameName(e[0], names[j]!)) continue;
+      if (!sameName(e[0], names[j]!, any)) continue;
       if (!placed[j]) {
         out.push([set[j]![0], set[j]![1]]);
         placed[j] = true;
