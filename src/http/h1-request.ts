@@ -14,6 +14,18 @@ export interface RequestHead {
   framing: Framing;
   /** Connection persists after this request (HTTP/1.1 without close, or 1.0 with keep-alive). */
   keepAlive: boolean;
+  /**
+   * The first value of the fields every request is asked for (`getHeader(headers, name)` for each),
+   * noted by the parser in its one pass over the fields: the data path does not search for them.
+   */
+  known: KnownFields;
+}
+
+export interface KnownFields {
+  host: string | undefined;
+  clefService: string | undefined;
+  upgrade: string | undefined;
+  traceparent: string | undefined;
 }
 
 export type ParseError = { kind: "error"; status: 400 | 431 | 501 | 505; reason: string };
@@ -154,6 +166,8 @@ function parseHead(
   let te: string[] | null = null;
   let cl: string[] | null = null;
   let connection: string[] | null = null;
+  // every key from the start: one object shape for every head
+  const known: KnownFields = { host: undefined, clefService: undefined, upgrade: undefined, traceparent: undefined };
   const n = text.length;
   for (let start = eol + 2; start <= n; ) {
     // one scan of the line: the name up to the first colon (tchar only), the value up to CRLF (no CTL
@@ -203,13 +217,20 @@ function parseHead(
     headers.push([name, value]);
     switch (colon - start) {
       case 4:
-        if (nameIs(text, start, "host")) hosts++;
+        if (nameIs(text, start, "host") && hosts++ === 0) known.host = value;
+        break;
+      case 7:
+        if (nameIs(text, start, "upgrade")) known.upgrade ??= value;
         break;
       case 10:
         if (nameIs(text, start, "connection")) (connection ??= []).push(value);
         break;
+      case 11:
+        if (nameIs(text, start, "traceparent")) known.traceparent ??= value;
+        break;
       case 14:
         if (nameIs(text, start, "content-length")) (cl ??= []).push(value);
+        else if (nameIs(text, start, "x-clef-service")) known.clefService ??= value;
         break;
       case 17:
         if (nameIs(text, start, "transfer-encoding")) (te ??= []).push(value);
@@ -230,7 +251,7 @@ function parseHead(
       .map((x) => x.trim());
     keepAlive = !conn.includes("close") && (version === "HTTP/1.1" || conn.includes("keep-alive"));
   }
-  return { kind: "ok", head: { method, target, version, headers, framing, keepAlive } };
+  return { kind: "ok", head: { method, target, version, headers, framing, keepAlive, known } };
 }
 
 const NO_BODY: Framing = Object.freeze({ kind: "none" });

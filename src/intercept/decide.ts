@@ -10,7 +10,7 @@
 // What needs I/O (netguard R10, secrets R11, injection R12) is ./prepare.ts.
 import type { Manifest, Service } from "../agent/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
-import { getHeader, getHeaders } from "../http/headers.ts";
+import { getHeaders } from "../http/headers.ts";
 import { isValidPort, parseRequestTarget } from "../http/target.ts";
 import { memoize } from "../memo.ts";
 import { type HandleError, injectProblem, parseHandle, requiredHandles } from "../inject/index.ts";
@@ -70,7 +70,7 @@ const FORWARDABLE_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OP
 export function hostAsSent(head: RequestHead): string {
   const t = parseRequestTarget(head.target);
   if ("form" in t && t.form === "absolute") return t.authority;
-  return getHeader(head.headers, "host") ?? "";
+  return head.known.host ?? "";
 }
 
 /** `sent`: hostAsSent(head), when the caller already has it. */
@@ -101,7 +101,7 @@ export function decide(
   // R2: host syntax, then one host per request
   const absoluteAuthority = target.form === "absolute" ? target.authority : null;
   const absolute = absoluteAuthority !== null ? splitAuthority(absoluteAuthority) : undefined;
-  const hostHeader = getHeader(head.headers, "host");
+  const hostHeader = head.known.host;
   if (absoluteAuthority !== null && !validAuthority(absoluteAuthority)) return refuse(refusals.invalidHost(sent));
   if (hostHeader && !validAuthority(hostHeader)) return refuse(refusals.invalidHost(sent));
   const names = effectiveHost({
@@ -117,7 +117,7 @@ export function decide(
   const host = !hostHeader && !absolute ? "" : names.host;
 
   // R4 blocked_hosts (beat everything), then R6: classify
-  const serviceHeader = getHeader(head.headers, "x-clef-service") ?? null;
+  const serviceHeader = head.known.clefService ?? null;
   const match = host === "" ? ({ kind: "deny" } as const) : policy.matcher.match(host, serviceHeader);
   if (match.kind === "blocked") return refuse(refusals.blockedHost(sent, match.pattern));
   if (match.kind === "deny") return refuse(refusals.notInManifest(sent, serviceHeader ?? ""));
@@ -207,7 +207,7 @@ function refuse(refusal: Refusal): Decision {
 /** GET + HTTP/1.1 + no body + `Upgrade: websocket` + `Connection: upgrade` (RFC 6455 §4.1). */
 export function isWebSocketHandshake(head: RequestHead): boolean {
   if (head.method !== "GET" || head.version !== "HTTP/1.1" || head.framing.kind !== "none") return false;
-  if (getHeader(head.headers, "upgrade") === undefined) return false; // the usual request: no token lists built
+  if (head.known.upgrade === undefined) return false; // the usual request: no token lists built
   const tokens = (name: string) =>
     getHeaders(head.headers, name)
       .flatMap((v) => v.split(","))

@@ -6,7 +6,6 @@ import { randomUUID } from "node:crypto";
 import { nowNs } from "../audit/encode.ts";
 import type { AuditEntry, AuditStatus } from "../audit/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
-import { getHeader } from "../http/headers.ts";
 import type { Conn } from "./conn.ts";
 import type { TunnelFacts } from "./decide.ts";
 import { hostAsSent } from "./decide.ts";
@@ -83,7 +82,7 @@ export class RequestScope {
       latencyMs: Math.floor(performance.now() - this.t0),
       ...extra,
     };
-    const tp = getHeader(this.head.headers, "traceparent");
+    const tp = this.head.known.traceparent;
     if (tp && TRACEPARENT.test(tp)) entry.traceparent = tp;
     this.serving.deps.audit.write(entry);
     return true;

@@ -256,6 +256,7 @@ describe("what is accepted, and how it is read", () => {
       ],
       framing: { kind: "none" },
       keepAlive: true,
+      known: { host: "api.test", clefService: undefined, upgrade: undefined, traceparent: undefined },
     });
   });
 
