@@ -10,7 +10,7 @@
 //                                                     unchanged behaviour (bearer/api_key_* only)
 // Header lists are Array<[name, value]> in wire order. No error message ever contains a secret.
 import type { Manifest, Service } from "../agent/types.ts";
-import { FIELD_VALUE, getHeader, type Headers, setHeader, TOKEN } from "../http/headers.ts";
+import { FIELD_VALUE, type Headers, setHeader, TOKEN } from "../http/headers.ts";
 import { InjectError, parseHandle } from "./handle.ts";
 import { PHASE1_SCHEMES, planFor, type Step } from "./plan.ts";
 import { setQueryParam } from "./query.ts";
@@ -107,6 +107,12 @@ export function injectAll(
   };
 }
 
+/**
+ * Whether `setHeader(before, …)` replaced a field that was there: without one it appends (one field
+ * more), with one or more it keeps one in their place (as many fields or fewer).
+ */
+const replaced = (before: Headers, after: Headers): boolean => after.length <= before.length;
+
 function applyStep(
   step: Step,
   headers: Headers,
@@ -117,8 +123,8 @@ function applyStep(
   switch (step.type) {
     case "header": {
       const v = render(step.value, step.guard);
-      const had = getHeader(headers, step.name) !== undefined;
-      return { headers: setHeader(headers, step.name, v), target, overwrote: overwrote || had };
+      const set = setHeader(headers, step.name, v);
+      return { headers: set, target, overwrote: overwrote || replaced(headers, set) };
     }
     case "query": {
       const r = setQueryParam(target, step.name, render(step.value, step.guard));
@@ -129,8 +135,8 @@ function applyStep(
       const pass = render(step.password, "field");
       if (user.includes(":")) throw new InjectError('clef-proxy: inject: basic username contains ":"');
       const token = Buffer.from(`${user}:${pass}`, "utf8").toString("base64");
-      const had = getHeader(headers, "authorization") !== undefined;
-      return { headers: setHeader(headers, "Authorization", `Basic ${token}`), target, overwrote: overwrote || had };
+      const set = setHeader(headers, "Authorization", `Basic ${token}`);
+      return { headers: set, target, overwrote: overwrote || replaced(headers, set) };
     }
   }
 }
