@@ -94,24 +94,46 @@ export function setHeader(h: Headers, name: string, value: string): Headers {
  * and one copy: the same list, field for field.
  */
 export function editHeaders(h: Headers, remove: readonly string[], set: ReadonlyArray<[string, string]>): Headers {
+  return headerEdit(
+    remove,
+    set.map(([n]) => n),
+  )(
+    h,
+    set.map(([, v]) => v),
+  );
+}
+
+/**
+ * editHeaders with its names fixed once (lowercased, and whether a name of another length can match,
+ * found once): `headerEdit(remove, names)(h, values)` equals `editHeaders(h, remove, names zipped
+ * with values)`. The data path's edit is the same on every request; only the values change.
+ */
+export function headerEdit(
+  remove: readonly string[],
+  names: readonly string[],
+): (h: Headers, values: readonly string[]) => Headers {
+  if (names.length > 31) throw new Error("headerEdit: at most 31 names");
   const drop = remove.map((n) => n.toLowerCase());
-  const names = set.map(([n]) => n.toLowerCase());
-  const any = drop.some(lengthMayDiffer) || names.some(lengthMayDiffer);
-  const placed = set.map(() => false);
-  const out: Headers = [];
-  next: for (let i = 0; i < h.length; i++) {
-    const e = h[i]!;
-    for (let j = 0; j < drop.length; j++) if (sameName(e[0], drop[j]!, any)) continue next;
-    for (let j = 0; j < names.length; j++) {
-      if (!sameName(e[0], names[j]!, any)) continue;
-      if (!placed[j]) {
-        out.push([set[j]![0], set[j]![1]]);
-        placed[j] = true;
+  const lower = names.map((n) => n.toLowerCase());
+  const any = drop.some(lengthMayDiffer) || lower.some(lengthMayDiffer);
+  const setNames = [...names];
+  return (h, values) => {
+    let placed = 0; // bit j: names[j] placed (at most 31 names)
+    const out: Headers = [];
+    next: for (let i = 0; i < h.length; i++) {
+      const e = h[i]!;
+      for (let j = 0; j < drop.length; j++) if (sameName(e[0], drop[j]!, any)) continue next;
+      for (let j = 0; j < lower.length; j++) {
+        if (!sameName(e[0], lower[j]!, any)) continue;
+        if ((placed & (1 << j)) === 0) {
+          out.push([setNames[j]!, values[j]!]);
+          placed |= 1 << j;
+        }
+        continue next;
       }
-      continue next;
+      out.push([e[0], e[1]]);
     }
-    out.push([e[0], e[1]]);
-  }
-  for (let j = 0; j < set.length; j++) if (!placed[j]) out.push([set[j]![0], set[j]![1]]);
-  return out;
+    for (let j = 0; j < setNames.length; j++) if ((placed & (1 << j)) === 0) out.push([setNames[j]!, values[j]!]);
+    return out;
+  };
 }

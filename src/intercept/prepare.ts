@@ -4,7 +4,7 @@
 //   R12 inject it, and build the upstream header list (hop-by-hop stripped, request id set).
 // Each step's failure is a refusal from ./refusal.ts; nothing here writes to the client.
 import { CredentialError } from "../agent/types.ts";
-import { editHeaders, type Headers } from "../http/headers.ts";
+import { type Headers, headerEdit } from "../http/headers.ts";
 import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
 import { infoSoon } from "../log/slog.ts";
@@ -22,6 +22,9 @@ export interface Prepared {
   /** The audit fields of the outcome (injection point included). */
   fields: AuditFields;
 }
+
+/** Expect is the proxy's to answer (§18.18); Host and the request id are set (below). */
+const UPSTREAM_EDIT = headerEdit(["expect"], ["Host", "X-Clef-Request-Id"]);
 
 export async function prepare(req: RequestScope, route: Route): Promise<Prepared | Refusal> {
   const { serving } = req;
@@ -50,14 +53,10 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   // The Host upstream is always the decided one, set after stripping: `Connection: Host` must not
   // remove it (fetch would then send the dialled address, and a virtual-hosting upstream could route
   // the credential to another tenant).
-  const headers = editHeaders(
-    stripHopByHop(req.head.headers, { upgrade: route.websocket }),
-    ["expect"],
-    [
-      ["Host", route.hostHeader],
-      ["X-Clef-Request-Id", req.id],
-    ],
-  );
+  const headers = UPSTREAM_EDIT(stripHopByHop(req.head.headers, { upgrade: route.websocket }), [
+    route.hostHeader,
+    req.id,
+  ]);
   if (!service) {
     infoSoon("passthrough", req.logBase());
     return { headers, pathAndQuery: route.pathAndQuery, addresses, proxy, fields: route.fields };

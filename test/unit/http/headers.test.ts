@@ -5,6 +5,7 @@ import {
   canonicalHeaderName,
   deleteHeader,
   editHeaders,
+  headerEdit,
   FIELD_VALUE,
   getHeader,
   getHeaders,
@@ -159,6 +160,30 @@ describe("editHeaders (one pass) equals deleteHeader then setHeader, call by cal
           ],
         ),
       ).toEqual(want);
+      // the data path's form: the names fixed once, the values per call
+      expect(edit(h, ["H", "ID"])).toEqual(want);
+      expect(edit(h, ["H2", "ID2"])).toEqual(
+        setHeader(setHeader(deleteHeader(h, "expect"), "Host", "H2"), "X-Clef-Request-Id", "ID2"),
+      );
     }
+  });
+  const edit = headerEdit(["expect"], ["Host", "X-Clef-Request-Id"]);
+
+  test("headerEdit: every one of 31 names placed once; more names are refused", () => {
+    const names = Array.from({ length: 31 }, (_, i) => `N${i}`);
+    const h: Headers = [
+      ["n30", "old"],
+      ["x", "1"],
+      ["N0", "old"],
+      ["n30", "again"],
+    ];
+    const values = names.map((_, i) => `v${i}`);
+    expect(headerEdit([], names)(h, values)).toEqual([
+      ["N30", "v30"],
+      ["x", "1"],
+      ["N0", "v0"],
+      ...names.slice(1, 30).map((n, i): [string, string] => [n, `v${i + 1}`]),
+    ]);
+    expect(() => headerEdit([], [...names, "N31"])).toThrow("at most 31 names");
   });
 });
