@@ -225,39 +225,48 @@ export type HostDecision =
 export function effectiveHost(ev: HostEvidence): HostDecision {
   const hostHeader = ev.hostHeader ?? "";
   const hostForAudit = ev.absolute ? joinAuthority(ev.absolute) : hostHeader;
-  const names: Array<[string, string]> = [];
-  if (ev.connect) names.push(["CONNECT", canonicalHost(ev.connect.host)]);
-  if (ev.sni) names.push(["TLS SNI", canonicalHost(ev.sni)]);
-  if (ev.absolute) names.push(["request-target", canonicalHost(ev.absolute.host)]);
-  if (hostHeader !== "") names.push(["Host header", canonicalHost(hostHeader)]);
-  const first = names[0];
-  for (const [what, name] of names.slice(1)) {
-    if (first && name !== first[1]) {
+  // the names in order — CONNECT, SNI, request-target, Host — each compared with the first present
+  let first: string | null = null;
+  let firstWhat = "";
+  for (let i = 0; i < 4; i++) {
+    const raw =
+      i === 0
+        ? ev.connect?.host
+        : i === 1
+          ? ev.sni || undefined
+          : i === 2
+            ? ev.absolute?.host
+            : hostHeader || undefined;
+    if (raw === undefined) continue;
+    const name = canonicalHost(raw);
+    if (first === null) {
+      first = name;
+      firstWhat = NAME_SOURCES[i]!;
+    } else if (name !== first)
       return {
         ok: false,
-        reason: `${what} names ${JSON.stringify(name)} but ${first[0]} names ${JSON.stringify(first[1])}`,
+        reason: `${NAME_SOURCES[i]} names ${JSON.stringify(name)} but ${firstWhat} names ${JSON.stringify(first)}`,
         hostForAudit,
       };
-    }
   }
-  const port = ev.connect?.port || (ev.absolute?.port ?? "") || splitAuthority(hostHeader).port || ev.defaultPort;
-  const innerPorts: Array<[string, string]> = [];
-  if (hostHeader !== "") innerPorts.push(["Host header", splitAuthority(hostHeader).port]);
-  if (ev.absolute) innerPorts.push(["request-target", ev.absolute.port]);
+  const hostPort = hostHeader === "" ? "" : splitAuthority(hostHeader).port;
+  const port = ev.connect?.port || (ev.absolute?.port ?? "") || hostPort || ev.defaultPort;
   if (ev.connect) {
-    for (const [what, p] of innerPorts) {
-      if (p !== "" && p !== port)
-        return { ok: false, reason: `${what} port ${p} differs from CONNECT port ${port}`, hostForAudit };
-    }
+    if (hostPort !== "" && hostPort !== port)
+      return { ok: false, reason: `Host header port ${hostPort} differs from CONNECT port ${port}`, hostForAudit };
+    const ap = ev.absolute?.port ?? "";
+    if (ap !== "" && ap !== port)
+      return { ok: false, reason: `request-target port ${ap} differs from CONNECT port ${port}`, hostForAudit };
   } else if (ev.absolute && hostHeader !== "") {
-    const hp = splitAuthority(hostHeader).port || ev.defaultPort;
+    const hp = hostPort || ev.defaultPort;
     const ap = ev.absolute.port || ev.defaultPort;
     if (hp !== ap)
       return { ok: false, reason: `Host header port ${hp} differs from request-target port ${ap}`, hostForAudit };
   }
-  if (!first) return { ok: true, host: "", port, hostForAudit };
-  return { ok: true, host: first[1], port, hostForAudit };
+  return { ok: true, host: first ?? "", port, hostForAudit };
 }
+
+const NAME_SOURCES = ["CONNECT", "TLS SNI", "request-target", "Host header"];
 
 export function joinAuthority(a: Authority): string {
   const h = a.host.includes(":") ? `[${a.host}]` : a.host;

@@ -11,6 +11,8 @@ import {
   splitAuthority,
 } from "../../../src/match/index.ts";
 import { hostKind } from "../../../src/match/host.ts";
+import type { HostDecision, HostEvidence } from "../../../src/match/index.ts";
+import { rng } from "../../helpers/rng.ts";
 
 describe("authorities and canonical hosts", () => {
   test("canonical host", () => {
@@ -149,5 +151,67 @@ describe("effectiveHost: one host per request (§18.1)", () => {
       ok: true,
       host: "api.test",
     });
+  });
+});
+
+// The one-host rule as first written (arrays of names and ports), kept as the oracle of the
+// allocation-free version (issue 19, seventh pass): same answer and reason for every evidence.
+function effectiveHostOracle(ev: HostEvidence): HostDecision {
+  const hostHeader = ev.hostHeader ?? "";
+  const hostForAudit = ev.absolute ? joinAuthority(ev.absolute) : hostHeader;
+  const names: Array<[string, string]> = [];
+  if (ev.connect) names.push(["CONNECT", canonicalHost(ev.connect.host)]);
+  if (ev.sni) names.push(["TLS SNI", canonicalHost(ev.sni)]);
+  if (ev.absolute) names.push(["request-target", canonicalHost(ev.absolute.host)]);
+  if (hostHeader !== "") names.push(["Host header", canonicalHost(hostHeader)]);
+  const first = names[0];
+  for (const [what, name] of names.slice(1)) {
+    if (first && name !== first[1]) {
+      return {
+        ok: false,
+        reason: `${what} names ${JSON.stringify(name)} but ${first[0]} names ${JSON.stringify(first[1])}`,
+        hostForAudit,
+      };
+    }
+  }
+  const port = ev.connect?.port || (ev.absolute?.port ?? "") || splitAuthority(hostHeader).port || ev.defaultPort;
+  const innerPorts: Array<[string, string]> = [];
+  if (hostHeader !== "") innerPorts.push(["Host header", splitAuthority(hostHeader).port]);
+  if (ev.absolute) innerPorts.push(["request-target", ev.absolute.port]);
+  if (ev.connect) {
+    for (const [what, p] of innerPorts) {
+      if (p !== "" && p !== port)
+        return { ok: false, reason: `${what} port ${p} differs from CONNECT port ${port}`, hostForAudit };
+    }
+  } else if (ev.absolute && hostHeader !== "") {
+    const hp = splitAuthority(hostHeader).port || ev.defaultPort;
+    const ap = ev.absolute.port || ev.defaultPort;
+    if (hp !== ap)
+      return { ok: false, reason: `Host header port ${hp} differs from request-target port ${ap}`, hostForAudit };
+  }
+  if (!first) return { ok: true, host: "", port, hostForAudit };
+  return { ok: true, host: first[1], port, hostForAudit };
+}
+
+describe("effectiveHost against its first form", () => {
+  test("5,000 seeded combinations of CONNECT, SNI, request-target and Host (case, dots, ports, IPv6)", () => {
+    const r = rng(181);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+    const hosts = ["api.test", "API.test", "api.test.", "other.test", "127.0.0.2", "::1", "[::1]", ""];
+    const ports = ["", "443", "80", "8443"];
+    const authority = () => {
+      const h = pick(hosts);
+      const p = pick(ports);
+      if (p === "") return h;
+      return h.includes(":") && !h.startsWith("[") ? `[${h}]:${p}` : `${h}:${p}`;
+    };
+    for (let i = 0; i < 5000; i++) {
+      const ev: HostEvidence = { defaultPort: pick(["443", "80"]) };
+      if (r() < 0.7) ev.connect = { host: pick(hosts), port: pick(["443", "8443"]) };
+      if (r() < 0.5) ev.sni = pick(hosts);
+      if (r() < 0.3) ev.absolute = { host: pick(hosts), port: pick(ports) };
+      if (r() < 0.8) ev.hostHeader = authority();
+      expect({ ev, got: effectiveHost(ev) }).toEqual({ ev, got: effectiveHostOracle(ev) });
+    }
   });
 });
