@@ -3,6 +3,7 @@
 // headers as the upstream sent them minus hop-by-hop fields, correct framing, bodies streamed with
 // back-pressure). Nothing here knows about sockets: output goes to a `ByteSink`.
 import { httpDate } from "./date.ts";
+import { memoize } from "../memo.ts";
 import { canonicalHeaderName } from "./headers.ts";
 import { RESPONSE_HOP_BY_HOP } from "./hop-by-hop.ts";
 import { STATUS_TEXT } from "./status.ts";
@@ -121,6 +122,9 @@ async function readAtMost(body: ReadableStream<Uint8Array>, limit: number): Prom
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/** `Canonical-Name: ` for a field name (remembered as canonicalHeaderName is): one part of the head less per field. */
+const fieldPrefix = memoize((k) => `${canonicalHeaderName(k)}: `, 512, 64);
+
 /** Responses with a Content-Length up to this are written head and body in one go. */
 const COALESCE_MAX_BYTES = 16 * 1024;
 
@@ -129,14 +133,17 @@ const noBodyStatus = (s: number) => (s >= 100 && s < 200) || s === 204 || s === 
 /** The head for an upstream response, and how its body is framed towards the client. */
 function upstreamHead(res: UpstreamHead, opts: RespondOptions): { head: string; chunked: boolean; close: boolean } {
   const noBody = opts.method === "HEAD" || noBodyStatus(res.status);
-  const named = new Set<string>();
-  for (const [k, v] of res.headers)
-    if (k.toLowerCase() === "connection") for (const t of v.split(",")) named.add(t.trim().toLowerCase());
+  const h = res.headers;
+  let named: Set<string> | null = null;
+  for (let i = 0; i < h.length; i++)
+    if (h[i]![0].toLowerCase() === "connection")
+      for (const t of h[i]![1].split(",")) (named ??= new Set()).add(t.trim().toLowerCase());
   let head = statusLine(res.status, res.statusText);
-  for (const [k, v] of res.headers) {
+  for (let i = 0; i < h.length; i++) {
+    const [k, v] = h[i]!;
     const n = k.toLowerCase();
-    if (RESPONSE_HOP_BY_HOP.has(n) || named.has(n)) continue;
-    head += `${canonicalHeaderName(k)}: ${v}\r\n`;
+    if (RESPONSE_HOP_BY_HOP.has(n) || named?.has(n)) continue;
+    head += `${fieldPrefix(k)}${v}\r\n`;
   }
   let close = opts.close();
   let chunked = false;
