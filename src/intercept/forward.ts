@@ -27,7 +27,7 @@ const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s ==
  */
 export function upstreamUrl(scheme: "http" | "https", host: string, port: number, pathAndQuery: string): string {
   if (!pathAndQuery.startsWith("/")) throw new UpstreamError("request-target rejected");
-  const base = `${scheme}://${hostPort(host, port)}`;
+  const base = originOf(scheme, host, port);
   const href = base + pathAndQuery;
   // Always parsed back (§18.20), whatever the path looks like: the check is the point, not a proof
   // that it could be skipped. What the parse gives for one exact string is remembered (a client that
@@ -60,6 +60,29 @@ const parsedBack = memoize(
   1024,
   2048,
 );
+
+/**
+ * `scheme://host:port` (an IPv6 literal bracketed), the same string object for the same origin
+ * (bounded: 1,024 hosts): the maps keyed by it (the scheduler's, the parse-back's) find an origin
+ * without building and hashing a new string on every request.
+ */
+function originOf(scheme: "http" | "https", host: string, port: number): string {
+  let ports = origins.get(host);
+  if (ports === undefined) {
+    if (origins.size >= 1024) origins.clear();
+    ports = new Map();
+    origins.set(host, ports);
+  }
+  const key = port * 2 + (scheme === "https" ? 1 : 0);
+  let o = ports.get(key);
+  if (o === undefined) {
+    if (ports.size >= 64) ports.clear();
+    o = `${scheme}://${hostPort(host, port)}`;
+    ports.set(key, o);
+  }
+  return o;
+}
+const origins = new Map<string, Map<number, string>>();
 
 /** isIP(host) !== 0, without the parse for the common case: a name (no colon, not dotted digits). */
 function isIpLiteral(host: string): boolean {
@@ -205,7 +228,7 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
       const signal = ac.signal;
       let release: (() => void) | undefined;
       try {
-        const origin = `${req.scheme}://${hostPort(req.host, req.port)}`;
+        const origin = originOf(req.scheme, req.host, req.port);
         // a free slot is taken at once (no promise); otherwise wait in the origin's queue
         release = (!signal.aborted && scheduler.tryAcquire(origin)) || undefined;
         release ??= await scheduler.acquire(origin, signal).catch(() => {

@@ -50,6 +50,12 @@ describe("upstreamUrl's per-origin cache", () => {
   test("past its bound, every origin is still parsed and checked", () => {
     for (let port = 1; port <= 2100; port++)
       expect(upstreamUrl("https", "api.test", port, "/x")).toBe(`https://api.test:${port}/x`);
+    // many hosts, both schemes, an IPv6 literal among them: each URL names its own origin
+    for (let i = 0; i < 1500; i++) {
+      expect(upstreamUrl("https", `h${i}.test`, 443, "/")).toBe(`https://h${i}.test:443/`);
+      expect(upstreamUrl("http", `h${i}.test`, 443, "/")).toBe(`http://h${i}.test:443/`);
+    }
+    expect(upstreamUrl("http", "::1", 80, "/")).toBe("http://[::1]:80/");
     expect(() => upstreamUrl("https", "user@evil.test", 443, "/")).toThrow("request-target rejected");
     expect(() => upstreamUrl("https", "api.test", 99999, "/")).toThrow();
   });
