@@ -92,6 +92,48 @@ abstract class Metric<L extends string> {
     return k;
   }
 
+  /** The label values of the last series found, and that series: most calls repeat the previous label set. */
+  private lastValues: string[] | null = null;
+  private lastSeries: unknown;
+  private readonly scratch: string[] = [];
+
+  /**
+   * The series of `labels` in `map` (made by `make` from the normalised values when new). A call
+   * with the label values of the call before gets that series back without building its key.
+   */
+  protected find<S>(
+    map: Map<string, S>,
+    labels: Partial<Record<L, string>> | undefined,
+    make: (values: string[]) => S,
+  ): S {
+    const names = this.labelNames;
+    const n = names.length;
+    const v = this.scratch;
+    for (let i = 0; i < n; i++) v[i] = this.normalisers[i]!(labels?.[names[i]!] ?? "");
+    const last = this.lastValues;
+    if (last !== null) {
+      let i = 0;
+      while (i < n && v[i] === last[i]) i++;
+      if (i === n) return this.lastSeries as S;
+    }
+    let key = n === 0 ? "" : v[0]!;
+    for (let i = 1; i < n; i++) key += KEY_SEP + v[i]!;
+    let s = map.get(key);
+    if (s === undefined) {
+      s = make(v.slice(0, n));
+      map.set(key, s);
+    }
+    this.lastValues = v.slice(0, n);
+    this.lastSeries = s;
+    return s;
+  }
+
+  /** Series were dropped: the one found last may be gone. */
+  protected forgetLast(): void {
+    this.lastValues = null;
+    this.lastSeries = undefined;
+  }
+
   protected labelText(values: readonly string[], extra?: [string, string]): string {
     const parts = this.labelNames.map((l, i) => `${l}="${escapeLabelValue(values[i]!)}"`);
     if (extra) parts.push(`${extra[0]}="${escapeLabelValue(extra[1])}"`);
@@ -125,13 +167,7 @@ abstract class Scalar<L extends string> extends Metric<L> {
   }
 
   protected slot(labels: Partial<Record<L, string>> | undefined): { values: string[]; v: number } {
-    const key = this.key(labels);
-    let s = this.series.get(key);
-    if (!s) {
-      s = { values: this.values(labels), v: 0 };
-      this.series.set(key, s);
-    }
-    return s;
+    return this.find(this.series, labels, (values) => ({ values, v: 0 }));
   }
 
   /** Current value for a label set (0 when never recorded). */
@@ -185,6 +221,7 @@ export class Gauge<L extends string = never> extends Scalar<L> {
   /** Drop every series (e.g. an info gauge whose labels changed). */
   reset(): void {
     this.series.clear();
+    this.forgetLast();
   }
 }
 
@@ -206,13 +243,12 @@ export class Histogram<L extends string = never> extends Metric<L> {
   }
 
   private slot(labels: Partial<Record<L, string>> | undefined) {
-    const key = this.key(labels);
-    let s = this.series.get(key);
-    if (!s) {
-      s = { values: this.values(labels), counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-      this.series.set(key, s);
-    }
-    return s;
+    return this.find(this.series, labels, (values) => ({
+      values,
+      counts: this.buckets.map(() => 0),
+      sum: 0,
+      count: 0,
+    }));
   }
 
   /** Records one observation (seconds for the duration histograms). */

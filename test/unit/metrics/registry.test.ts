@@ -62,6 +62,36 @@ describe("text format", () => {
     expect(r.render()).toBe('# HELP g h\n# TYPE g gauge\ng{k="a"} 3\ng{k="b"} 1\n');
     g.reset();
     expect(r.render()).toBe("# HELP g h\n# TYPE g gauge\n");
+    // the label set used just before the reset gets a new series, not the dropped one
+    g.set({ k: "a" }, 7);
+    expect(r.render()).toBe('# HELP g h\n# TYPE g gauge\ng{k="a"} 7\n');
+  });
+
+  test("repeated and alternating label sets (the last series is remembered): every call counted in its series", () => {
+    const r = new Registry();
+    const c = r.counter({ name: "c", help: "h", labels: { s: oneOf(["x", "y"]), t: oneOf(["1", "2"]) } });
+    const h = r.histogram({ name: "d", help: "h", labels: { s: oneOf(["x", "y"]) } });
+    const want = new Map<string, number>();
+    let seed = 3;
+    for (let i = 0; i < 500; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      // runs of the same set, then another (normalised: "z" counts as "other")
+      const s = ["x", "y", "z"][(seed >> 8) % 3]!;
+      const t = ["1", "2"][(seed >> 4) % 2]!;
+      const n = 1 + (seed % 3);
+      for (let k = 0; k < n; k++) {
+        c.inc({ s, t });
+        h.observe({ s }, 0.001);
+      }
+      const key = `${s === "z" ? "other" : s}/${t}`;
+      want.set(key, (want.get(key) ?? 0) + n);
+    }
+    for (const [key, n] of want) {
+      const [s, t] = key.split("/") as [string, string];
+      expect(c.get({ s, t })).toBe(n);
+    }
+    for (const s of ["x", "y", "other"])
+      expect(h.count({ s })).toBe([...want].filter(([k]) => k.startsWith(`${s}/`)).reduce((a, [, n]) => a + n, 0));
   });
 
   test("collected values: read at render, rows mapping to one label set add up, a throwing collector renders no samples", () => {
