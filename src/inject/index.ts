@@ -97,14 +97,10 @@ export function injectAll(
     ({ headers, target, overwrote } = applyStep(step, headers, target, overwrote, render));
   }
   if (points.length === 0) throw new InjectError(`clef-proxy: inject: nothing to inject`);
-  return {
-    headers,
-    target,
-    injectionPoint: points[0]!,
-    ...(points.length > 1 ? { injectionPoints: points } : {}),
-    ...(plan.handles.length > 1 ? { credentialHandles: [...plan.handles] } : {}),
-    overwrote,
-  };
+  const out: MultiInjected = { headers, target, injectionPoint: points[0]!, overwrote };
+  if (points.length > 1) out.injectionPoints = points;
+  if (plan.handles.length > 1) out.credentialHandles = [...plan.handles];
+  return out;
 }
 
 /**

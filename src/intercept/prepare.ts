@@ -4,6 +4,7 @@
 //   R12 inject it, and build the upstream header list (hop-by-hop stripped, request id set).
 // Each step's failure is a refusal from ./refusal.ts; nothing here writes to the client.
 import { CredentialError } from "../agent/types.ts";
+import type { AuditEntry } from "../audit/types.ts";
 import { type Headers, headerEdit } from "../http/headers.ts";
 import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
@@ -105,12 +106,12 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
       ["credential", service.auth.credential],
       ["injection_point", point],
     ]);
-    const fields: AuditFields = {
+    const fields: AuditFields & Pick<AuditEntry, "credentialHandles" | "injectionPoints"> = {
       ...route.fields,
       injectionPoint: point,
-      ...(inj.credentialHandles ? { credentialHandles: inj.credentialHandles } : {}),
-      ...(inj.injectionPoints ? { injectionPoints: inj.injectionPoints } : {}),
     };
+    if (inj.credentialHandles) fields.credentialHandles = inj.credentialHandles;
+    if (inj.injectionPoints) fields.injectionPoints = inj.injectionPoints;
     return { headers: inj.headers, pathAndQuery: inj.target, addresses, proxy, fields };
   } catch (e) {
     return refusals.injectFailed(route.fields, e instanceof InjectError ? e.message : "clef-proxy: inject: failed");
