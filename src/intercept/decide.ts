@@ -140,7 +140,9 @@ export function decide(
   // R9: the service's handles and usability (no agent call for either)
   const service = match.service;
   route.service = service;
-  route.fields = { service: service.name, credentialHandle: service.auth.credential, ...hostPattern };
+  route.fields = match.pattern
+    ? { service: service.name, credentialHandle: service.auth.credential, hostPattern: match.pattern }
+    : { service: service.name, credentialHandle: service.auth.credential };
   const ready = readiness(service);
   if (ready.handleError)
     return refuse(
