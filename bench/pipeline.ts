@@ -23,6 +23,7 @@ import { serveTunnel } from "../src/intercept/client-loop.ts";
 import { Conn, type ConnData } from "../src/intercept/conn.ts";
 import { createPolicy } from "../src/intercept/decide.ts";
 import { createForwarder } from "../src/intercept/forward.ts";
+import { cachedResolver } from "../src/netguard/index.ts";
 import type { RequestScope } from "../src/intercept/request-scope.ts";
 import type { Serving } from "../src/intercept/types.ts";
 
@@ -55,7 +56,8 @@ const serving: Serving = {
   deps: {
     config: {} as never,
     manifest: BENCH_MANIFEST,
-    credentials: { secret: async () => "bench-secret-value" },
+    // the agent client's cache hit: the value itself (src/agent/client.ts)
+    credentials: { secret: () => "bench-secret-value" },
     minter: {} as never,
     audit,
     proxyId: "bench",
@@ -65,7 +67,8 @@ const serving: Serving = {
   policy: createPolicy(BENCH_MANIFEST),
   forwarder: createForwarder(),
   proxies: new ProxySelector({ proxyUrl: "", noProxy: [], proxyAuth: "" }, {}),
-  resolve: async () => ["127.0.0.2"],
+  // netguard's cached resolver as serve makes it (a lookup that answers at once)
+  resolve: cachedResolver(5_000, 1024, async () => ["127.0.0.2"]),
   tokenDigest: tokenDigest("t"),
   authFailures: new AuthFailures(),
   inFlight: new Set<RequestScope>(),

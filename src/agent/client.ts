@@ -222,17 +222,21 @@ export class AgentClient implements CredentialSource {
   }
 
   /** CredentialSource: one secret, cached for SECRET_TTL_MS, concurrent fetches coalesced. */
-  async secret(namespace: string, key: string, signal?: AbortSignal): Promise<string> {
+  secret(namespace: string, key: string, signal?: AbortSignal): string | Promise<string> {
     if (!IDENT.test(namespace))
-      throw new CredentialError("agent", `agent: invalid namespace ${JSON.stringify(namespace)}`);
-    if (!IDENT.test(key)) throw new CredentialError("agent", `agent: invalid key ${JSON.stringify(key)}`);
+      return Promise.reject(new CredentialError("agent", `agent: invalid namespace ${JSON.stringify(namespace)}`));
+    if (!IDENT.test(key))
+      return Promise.reject(new CredentialError("agent", `agent: invalid key ${JSON.stringify(key)}`));
     const handle = `${namespace}/${key}`;
-    const now = Date.now();
     const hit = this.cache.get(handle);
-    if (hit && hit.expires > now) {
+    if (hit && hit.expires > Date.now()) {
       series.secretCache.inc({ result: "hit" });
-      return hit.value;
+      return hit.value; // as it is: no promise to await on every request
     }
+    return this.fetchOrJoin(namespace, key, handle, signal);
+  }
+
+  private async fetchOrJoin(namespace: string, key: string, handle: string, signal?: AbortSignal): Promise<string> {
     const pending = this.inflight.get(handle);
     if (pending) {
       series.secretCache.inc({ result: "hit" });

@@ -62,6 +62,9 @@ export class CredentialError extends Error {
 }
 
 export interface CredentialSource {
-  /** Fetch one secret value. Rejects with CredentialError. Never logs the value. */
-  secret(namespace: string, key: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Fetch one secret value: a cached value may come back as it is, a fetch as a promise. Failures
+   * reject with CredentialError (never a synchronous throw). Never logs the value.
+   */
+  secret(namespace: string, key: string, signal?: AbortSignal): string | Promise<string>;
 }

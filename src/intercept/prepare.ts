@@ -37,7 +37,8 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   const proxy = serving.proxies.choose(route.scheme, route.host, route.port);
   let addresses: string[];
   try {
-    addresses = await serving.resolve(route.host);
+    const vetted = serving.resolve(route.host);
+    addresses = Array.isArray(vetted) ? vetted : await vetted;
   } catch (e) {
     if (!(proxy && e instanceof NotResolvedError)) {
       const detail = e instanceof NetguardError ? e.message : "netguard: resolution failed";
@@ -71,7 +72,8 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
       const h = route.handles[0]!;
       let value: string;
       try {
-        value = await serving.deps.credentials.secret(h.namespace, h.key);
+        const got = serving.deps.credentials.secret(h.namespace, h.key);
+        value = typeof got === "string" ? got : await got;
       } catch (error) {
         throw new SecretFailure(h, error);
       }
@@ -79,7 +81,7 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
     } else {
       const values = await Promise.all(
         route.handles.map((h) =>
-          serving.deps.credentials.secret(h.namespace, h.key).catch((error: unknown) => {
+          Promise.resolve(serving.deps.credentials.secret(h.namespace, h.key)).catch((error: unknown) => {
             throw new SecretFailure(h, error);
           }),
         ),

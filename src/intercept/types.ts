@@ -52,8 +52,8 @@ export interface Serving {
   policy: Policy;
   forwarder: Forwarder;
   proxies: ProxySelector;
-  /** netguard: resolve and vet (cached 5 s). */
-  resolve: (host: string) => Promise<string[]>;
+  /** netguard: resolve and vet (cached 5 s: a cached answer is returned at once, not as a promise). */
+  resolve: (host: string) => string[] | Promise<string[]>;
   /** SHA-256 of CLEF_PROXY_TOKEN. */
   tokenDigest: Buffer;
   authFailures: AuthFailures;

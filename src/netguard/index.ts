@@ -143,18 +143,23 @@ function vet(ip: string, what: string, blocked: CidrSet | undefined): void {
  * names, concurrent lookups for a name shared). A cached answer is only ever addresses that passed
  * the vetting, and they are what gets dialled, so the cache cannot be used to rebind a name; it
  * spares a resolver round-trip per request (≈8 % of CPU at c=1 in bench/). Refusals are not cached.
+ * A cached answer comes back as an array, a lookup as a promise (refusals reject, never throw).
  */
 export function cachedResolver(
   ttlMs = 5_000,
   max = 1024,
   lookup: Lookup = defaultLookup,
   blocked?: CidrSet,
-): (host: string) => Promise<string[]> {
+): (host: string) => string[] | Promise<string[]> {
   const cache = new Map<string, { addrs: string[]; expires: number }>();
   const inflight = new Map<string, Promise<string[]>>();
-  return async (host) => {
+  // a cached answer is returned as it is (no promise to await on every request); a lookup is a promise
+  return (host) => {
     const hit = cache.get(host);
     if (hit && hit.expires > Date.now()) return hit.addrs;
+    return lookUp(host);
+  };
+  async function lookUp(host: string): Promise<string[]> {
     let p = inflight.get(host);
     if (!p) {
       p = resolveAndVet(host, lookup, blocked).finally(() => inflight.delete(host));
@@ -164,5 +169,5 @@ export function cachedResolver(
     if (cache.size >= max) cache.delete(cache.keys().next().value!);
     cache.set(host, { addrs, expires: Date.now() + ttlMs });
     return addrs;
-  };
+  }
 }

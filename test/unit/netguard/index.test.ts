@@ -183,11 +183,14 @@ describe("cachedResolver", () => {
     const resolve = cachedResolver(60, 1024, lookup);
     expect(await Promise.all([resolve("a.test"), resolve("a.test")])).toEqual([["10.0.0.7"], ["10.0.0.7"]]);
     expect(await resolve("a.test")).toEqual(["10.0.0.7"]);
-    expect(calls).toEqual(["a.test"]);
+    expect(resolve("a.test")).toEqual(["10.0.0.7"]); // cached: the answer itself, not a promise
+    expect(resolve("b.test")).toBeInstanceOf(Promise); // a lookup
+    expect(calls).toEqual(["a.test", "b.test"]);
     await expect(resolve("meta.test")).rejects.toThrow("cloud metadata");
     await expect(resolve("meta.test")).rejects.toThrow("cloud metadata");
     expect(calls.filter((c) => c === "meta.test").length).toBe(2);
     await Bun.sleep(80);
+    expect(resolve("a.test")).toBeInstanceOf(Promise); // the answer's lifetime is over: asked again
     await resolve("a.test");
     expect(calls.filter((c) => c === "a.test").length).toBe(2);
   });
@@ -211,7 +214,7 @@ describe("cachedResolver", () => {
 
   test("blocked_cidrs apply to cached lookups too", async () => {
     const resolve = cachedResolver(60_000, 16, async () => ["10.9.9.9"], createCidrSet(["10.9.9.0/24"]));
-    const e = (await resolve("x.test").catch((x: unknown) => x)) as NetguardError;
+    const e = (await Promise.resolve(resolve("x.test")).catch((x: unknown) => x)) as NetguardError;
     expect(e.reason).toBe("blocked_cidr");
   });
 });
