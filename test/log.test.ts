@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { formatLine, formatTime, goQuote, needsQuoting } from "../src/log/slog.ts";
+import { formatLine, formatLineWith, formatTime, goQuote, LogKeys, needsQuoting } from "../src/log/slog.ts";
+import { RequestScope, withBaseKeys } from "../src/intercept/request-scope.ts";
+import { parseRequestHead } from "../src/http/h1-request.ts";
 import { OUR_BIN } from "./helpers/bin.ts";
 import { tempDir } from "./helpers/proxy.ts";
 
@@ -46,6 +48,38 @@ describe("slog text format (Go TextHandler parity)", () => {
     expect(needsQuoting("ns/KEY")).toBe(false);
     expect(needsQuoting("héllo")).toBe(false);
     expect(goQuote("a\nb\x00")).toBe('"a\\nb\\x00"');
+  });
+});
+
+describe("keys declared once (LogKeys): the same line as the pairs", () => {
+  const afterTime = (line: string) => line.slice(line.indexOf(" level="));
+  test("random keys and values (bare, quoted, empty, non-ASCII, numbers) give formatLine's line", () => {
+    const pool = ["a", "host", "with space", 'q"uote', "", "é", "x=y", "k\n", "injection_point"];
+    let seed = 5;
+    const pick = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return pool[seed % pool.length]!;
+    };
+    for (let i = 0; i < 500; i++) {
+      const keys = Array.from({ length: 1 + (i % 6) }, pick);
+      const values: Array<string | number> = keys.map((_, j) => (j === 2 ? i : pick()));
+      const want = formatLine(
+        "INFO",
+        "m s",
+        keys.map((k, j): [string, string | number] => [k, values[j]!]),
+      );
+      expect(afterTime(formatLineWith("INFO", "m s", new LogKeys(keys), values))).toBe(afterTime(want));
+    }
+  });
+
+  test("a request's logValues with withBaseKeys are its logBase pairs and the rest", () => {
+    const r = parseRequestHead("GET /a%20b?q=1 HTTP/1.1\r\nHost: api.test:443", 100);
+    if (r.kind !== "ok") throw new Error("no head");
+    const serving = { deps: { proxyId: "p 1" }, inFlight: new Set() } as unknown as RequestScope["serving"];
+    const req = new RequestScope(serving, { clientIp: "127.0.0.1" } as unknown as RequestScope["conn"], r.head, null);
+    const want = formatLine("INFO", "injected", [...req.logBase(), ["service", "api"], ["credential", "ns/K"]]);
+    const got = formatLineWith("INFO", "injected", withBaseKeys("service", "credential"), req.logValues("api", "ns/K"));
+    expect(afterTime(got)).toBe(afterTime(want));
   });
 });
 

@@ -8,12 +8,12 @@ import type { AuditEntry } from "../audit/types.ts";
 import { type Headers, headerEdit } from "../http/headers.ts";
 import { stripHopByHop } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
-import { infoSoon } from "../log/slog.ts";
+import { infoSoon, infoSoonWith } from "../log/slog.ts";
 import { NetguardError, NotResolvedError } from "../netguard/index.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Route } from "./decide.ts";
 import { type AuditFields, type Refusal, refusals } from "./refusal.ts";
-import type { RequestScope } from "./request-scope.ts";
+import { type RequestScope, withBaseKeys } from "./request-scope.ts";
 
 export interface Prepared {
   headers: Headers;
@@ -23,6 +23,9 @@ export interface Prepared {
   /** The audit fields of the outcome (injection point included). */
   fields: AuditFields;
 }
+
+/** The INFO line of every injected request (its keys declared once). */
+const INJECTED_KEYS = withBaseKeys("service", "credential", "injection_point");
 
 /** Expect is the proxy's to answer (§18.18); Host and the request id are set (below). */
 const UPSTREAM_EDIT = headerEdit(["expect"], ["Host", "X-Clef-Request-Id"]);
@@ -102,12 +105,7 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
         ["service", service.name],
         ["injection_point", point],
       ]);
-    infoSoon("injected", [
-      ...req.logBase(),
-      ["service", service.name],
-      ["credential", service.auth.credential],
-      ["injection_point", point],
-    ]);
+    infoSoonWith("injected", INJECTED_KEYS, req.logValues(service.name, service.auth.credential, point));
     const fields: AuditFields & Pick<AuditEntry, "credentialHandles" | "injectionPoints"> = {
       ...route.fields,
       injectionPoint: point,

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { nowNs } from "../audit/encode.ts";
 import type { AuditEntry, AuditStatus } from "../audit/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
+import { LogKeys } from "../log/slog.ts";
 import type { Conn } from "./conn.ts";
 import type { TunnelFacts } from "./decide.ts";
 import { hostAsSent } from "./decide.ts";
@@ -27,6 +28,10 @@ export function decodedPath(target: string): string {
     return p;
   }
 }
+
+/** Keys for a line of logValues(…): logBase()'s keys, then `more`. */
+export const withBaseKeys = (...more: string[]): LogKeys =>
+  new LogKeys(["host", "method", "path", "proxy_id", "request_id", ...more]);
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
@@ -55,6 +60,11 @@ export class RequestScope {
     this.host = hostAsSent(head);
     this.path = decodedPath(head.target);
     serving.inFlight.add(this);
+  }
+
+  /** logBase()'s values followed by `more`, for a line declared with withBaseKeys(…) keys. */
+  logValues(...more: string[]): string[] {
+    return [this.host, this.head.method, this.path, this.serving.deps.proxyId, this.id, ...more];
   }
 
   logBase(): Array<[string, string]> {

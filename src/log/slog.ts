@@ -179,6 +179,25 @@ export function formatLine(level: Level, msg: string, attrs: Attrs = [], now?: D
 }
 
 /**
+ * Attribute keys fixed once, for a line the data path writes on every request: their ` key=`
+ * prefixes are made when the keys are declared, and each line passes its values alone (no pairs).
+ */
+export class LogKeys {
+  readonly prefixes: readonly string[];
+  constructor(readonly keys: readonly string[]) {
+    this.prefixes = keys.map(attrPrefix);
+  }
+}
+
+/** formatLine(level, msg, keys zipped with values), without the pairs. */
+export function formatLineWith(level: Level, msg: string, keys: LogKeys, values: readonly AttrValue[]): string {
+  let line = `time=${formatTimeMs(Date.now())} level=${level} msg=${fmtValue(msg)}`;
+  const p = keys.prefixes;
+  for (let i = 0; i < p.length; i++) line += p[i]! + fmtValue(values[i]);
+  return line + "\n";
+}
+
+/**
  * ` key=` as written before a value: keys are a few constants, their quoting decided once each
  * (bounded), and the separators come with them (fewer parts in a line).
  */
@@ -285,7 +304,15 @@ export function log(level: Level, msg: string, attrs?: Attrs): void {
  * test replaced the sink, so captured lines are there when the call returns).
  */
 export function logSoon(level: Level, msg: string, attrs?: Attrs): void {
-  const line = formatLine(level, msg, attrs);
+  queueLine(formatLine(level, msg, attrs));
+}
+
+/** logSoon with keys declared once (LogKeys) and this line's values. */
+export function logSoonWith(level: Level, msg: string, keys: LogKeys, values: readonly AttrValue[]): void {
+  queueLine(formatLineWith(level, msg, keys, values));
+}
+
+function queueLine(line: string): void {
   if (sink !== defaultSink) return sink(line);
   buffered += line;
   if (buffered.length >= FLUSH_AT_BYTES) flushLog();
@@ -301,5 +328,8 @@ export function logSoon(level: Level, msg: string, attrs?: Attrs): void {
 export const info = (msg: string, attrs?: Attrs): void => log("INFO", msg, attrs);
 export const warn = (msg: string, attrs?: Attrs): void => log("WARN", msg, attrs);
 export const error = (msg: string, attrs?: Attrs): void => log("ERROR", msg, attrs);
+/** INFO on the data path with keys declared once (see logSoonWith). */
+export const infoSoonWith = (msg: string, keys: LogKeys, values: readonly AttrValue[]): void =>
+  logSoonWith("INFO", msg, keys, values);
 /** INFO on the data path (see logSoon). */
 export const infoSoon = (msg: string, attrs?: Attrs): void => logSoon("INFO", msg, attrs);
