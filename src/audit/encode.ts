@@ -4,9 +4,12 @@
 import { goJsonString } from "../gojson/encode.ts";
 import type { AuditEntry } from "./types.ts";
 
-/** Wall-clock now in nanoseconds since the epoch (sub-millisecond digits from the monotonic clock). */
-export function nowNs(): bigint {
-  return BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1e6));
+/**
+ * Wall-clock now in nanoseconds since the epoch (sub-millisecond digits from the monotonic clock);
+ * `now`: a performance.now() the caller already read.
+ */
+export function nowNs(now = performance.now()): bigint {
+  return BigInt(Math.floor((performance.timeOrigin + now) * 1e6));
 }
 
 const pad = (n: number | bigint, w = 2) => String(n).padStart(w, "0");

@@ -37,8 +37,8 @@ const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 export class RequestScope {
   readonly id = randomUUID();
-  readonly startNs = nowNs();
   readonly t0 = performance.now();
+  readonly startNs = nowNs(this.t0);
   /** The host as sent (absolute-form authority, else the Host header), for audit and errors. */
   readonly host: string;
   readonly path: string;
