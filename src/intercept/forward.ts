@@ -165,6 +165,14 @@ export function firstByteLeft(now: number, startedAt: number, bodyProgressAt: nu
   return Math.max(startedAt, bodyProgressAt) + limit - now;
 }
 
+/** A request waiting for its response head, watched for its first-byte deadline. */
+interface HeadWait {
+  startedAt: number;
+  req: UpstreamRequest;
+  ac: AbortController;
+  timedOut: boolean;
+}
+
 export interface ForwarderOptions {
   /** Default UPSTREAM_FIRST_BYTE_TIMEOUT_MS (tests shorten it). */
   firstByteTimeoutMs?: number;
@@ -175,8 +183,37 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
   const firstByteLimit = opts.firstByteTimeoutMs ?? UPSTREAM_FIRST_BYTE_TIMEOUT_MS;
   const FIRST_BYTE_TIMEOUT = `upstream did not answer within ${firstByteLimit / 1000}s`;
 
+  // First-byte deadlines: one sweep over the requests waiting for their response head (waiting for
+  // a slot included) every tenth of the limit (at most a second) instead of a timer per request —
+  // a deadline passes within a sweep of its moment. The sweeper stops when nothing waits.
+  const sweepMs = Math.max(1, Math.min(1000, Math.floor(firstByteLimit / 10)));
+  const waitingHeads = new Set<HeadWait>();
+  let sweeper: ReturnType<typeof setInterval> | null = null;
+  const sweep = () => {
+    if (waitingHeads.size === 0) {
+      clearInterval(sweeper!);
+      sweeper = null;
+      return;
+    }
+    const now = performance.now();
+    for (const w of waitingHeads)
+      if (firstByteLeft(now, w.startedAt, w.req.body?.progressAt() ?? 0, firstByteLimit) <= 0) {
+        // late (measured from the later of its start and the last piece of its body the upstream took)
+        waitingHeads.delete(w);
+        w.timedOut = true;
+        w.ac.abort();
+      }
+  };
+  const watch = (w: HeadWait) => {
+    waitingHeads.add(w);
+    if (sweeper === null) {
+      sweeper = setInterval(sweep, sweepMs);
+      sweeper.unref();
+    }
+  };
+
   /** One fetch per candidate address until one answers; returns the response or the last error. */
-  async function attempt(req: UpstreamRequest, signal: AbortSignal, timedOut: () => boolean): Promise<Response> {
+  async function attempt(req: UpstreamRequest, signal: AbortSignal, wait: HeadWait): Promise<Response> {
     // Through a corporate proxy the name is sent (§18.11); directly, only vetted addresses are dialled.
     const dialTargets = req.proxy ? [req.host] : req.addresses;
     if (dialTargets.length === 0) throw new UpstreamError(`dial tcp: lookup ${req.host}: no such host`);
@@ -188,7 +225,7 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
         return await fetch(url, fetchInit(req, req.body?.open() ?? null, signal));
       } catch (e) {
         lastErr = e;
-        if (timedOut()) throw new UpstreamError(FIRST_BYTE_TIMEOUT);
+        if (wait.timedOut) throw new UpstreamError(FIRST_BYTE_TIMEOUT);
         if (req.signal.aborted) throw new UpstreamError("request cancelled");
         if (!isDialFailure(e) || req.body?.started()) break;
       }
@@ -202,10 +239,10 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
       return relayUpgrade(client, req, onResponse);
     },
     async forward(req: UpstreamRequest): Promise<UpstreamResponse> {
-      // One controller per request: the client going away aborts it (body included); the first-byte
-      // timer (waiting for a slot included) runs only until the response head — a plain timer,
-      // cleared at once, not AbortSignal.timeout (which would keep a 300 s timer alive per request).
-      // The caller's controller when it hands it over (one controller per request, not two linked).
+      // One controller per request: the client going away aborts it (body included), and so does the
+      // sweep of first-byte deadlines, which watches it until the response head (waiting for a slot
+      // included; not AbortSignal.timeout, which would keep a 300 s timer alive per request). The
+      // caller's controller when it hands it over (one controller per request, not two linked).
       let ac = req.controller;
       if (!ac) {
         const own = new AbortController();
@@ -213,29 +250,22 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
         else req.signal.addEventListener("abort", () => own.abort(), { once: true });
         ac = own;
       }
-      let timedOut = false;
-      const startedAt = performance.now();
-      const late = () => {
-        const left = firstByteLeft(performance.now(), startedAt, req.body?.progressAt() ?? 0, firstByteLimit);
-        if (left > 0)
-          timer = setTimeout(late, left); // the body moved since: count from there
-        else {
-          timedOut = true;
-          ac.abort();
-        }
-      };
-      let timer = setTimeout(late, firstByteLimit);
+      const wait: HeadWait = { startedAt: performance.now(), req, ac, timedOut: false };
+      watch(wait);
       const signal = ac.signal;
       let release: (() => void) | undefined;
       try {
         const origin = originOf(req.scheme, req.host, req.port);
         // a free slot is taken at once (no promise); otherwise wait in the origin's queue
         release = (!signal.aborted && scheduler.tryAcquire(origin)) || undefined;
-        release ??= await scheduler.acquire(origin, signal).catch(() => {
-          throw new UpstreamError(timedOut ? FIRST_BYTE_TIMEOUT : "request cancelled");
-        });
-        const sent = performance.now();
-        const res = await attempt(req, signal, () => timedOut);
+        let sent = wait.startedAt; // (a slot taken at once: sent now)
+        if (release === undefined) {
+          release = await scheduler.acquire(origin, signal).catch(() => {
+            throw new UpstreamError(wait.timedOut ? FIRST_BYTE_TIMEOUT : "request cancelled");
+          });
+          sent = performance.now();
+        }
+        const res = await attempt(req, signal, wait);
         series.upstreamTtfb.observe(undefined, (performance.now() - sent) / 1000);
         const cl = res.headers.get("content-length");
         const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
@@ -256,7 +286,7 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
           release: done,
         };
       } finally {
-        clearTimeout(timer);
+        waitingHeads.delete(wait);
         release?.();
       }
     },
