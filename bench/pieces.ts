@@ -11,12 +11,13 @@ import { BENCH_MANIFEST, BENCH_REQUEST } from "./bench-request.ts";
 import { encodeAuditLine, nowNs } from "../src/audit/encode.ts";
 import type { AuditEntry } from "../src/audit/types.ts";
 import { RequestHeadParser } from "../src/http/h1-request.ts";
-import { editHeaders } from "../src/http/headers.ts";
+import { headerEdit } from "../src/http/headers.ts";
 import { stripHopByHop } from "../src/http/hop-by-hop.ts";
 import { createPolicy, decide } from "../src/intercept/decide.ts";
 import type { TunnelFacts } from "../src/intercept/decide.ts";
 import { upstreamUrl } from "../src/intercept/forward.ts";
-import { formatLine } from "../src/log/slog.ts";
+import { formatLineWith } from "../src/log/slog.ts";
+import { withBaseKeys } from "../src/intercept/request-scope.ts";
 import { effectiveHost } from "../src/match/index.ts";
 import { observeAuditEntry, observeManifest } from "../src/metrics/observe.ts";
 import { series } from "../src/metrics/series.ts";
@@ -43,6 +44,10 @@ const ENTRY: AuditEntry = {
 };
 observeManifest(BENCH_MANIFEST, "bench");
 
+// as src/intercept/prepare.ts declares them
+const UPSTREAM_EDIT = headerEdit(["expect"], ["Host", "X-Clef-Request-Id"]);
+const INJECTED_KEYS = withBaseKeys("service", "credential", "injection_point");
+
 let sink = 0;
 const PIECES: Record<string, () => void> = {
   "empty loop": () => {},
@@ -67,14 +72,7 @@ const PIECES: Record<string, () => void> = {
     sink += policy.matcher.match("api.test:443", null).kind.length;
   },
   "upstream header list (hop-by-hop, Host, request id)": () => {
-    sink += editHeaders(
-      stripHopByHop(head.headers, { upgrade: false }),
-      ["expect"],
-      [
-        ["Host", "api.test:443"],
-        ["X-Clef-Request-Id", ID],
-      ],
-    ).length;
+    sink += UPSTREAM_EDIT(stripHopByHop(head.headers, { upgrade: false }), ["api.test:443", ID]).length;
   },
   "fetch's Headers from the request's fields": () => {
     const h = new Headers();
@@ -89,15 +87,15 @@ const PIECES: Record<string, () => void> = {
     sink += crypto.randomUUID().length;
   },
   "INFO line (injected)": () => {
-    sink += formatLine("INFO", "injected", [
-      ["host", "api.test:443"],
-      ["method", "GET"],
-      ["path", "/"],
-      ["proxy_id", "bench"],
-      ["request_id", ID],
-      ["service", "api"],
-      ["credential", "bench/KEY"],
-      ["injection_point", "header:Authorization"],
+    sink += formatLineWith("INFO", "injected", INJECTED_KEYS, [
+      "api.test:443",
+      "GET",
+      "/",
+      "bench",
+      ID,
+      "api",
+      "bench/KEY",
+      "header:Authorization",
     ]).length;
   },
   "audit line (with its timestamp)": () => {
