@@ -549,20 +549,41 @@ const added = (t: TargetResult | undefined) =>
   t ? t.cells["c1-keepalive"]!.p50_us - direct.cells["c1-keepalive"]!.p50_us : undefined;
 const rps = (t: TargetResult | undefined, cell: string) => t?.cells[cell]?.rps;
 const held = (t: TargetResult) => rps(t, "c16-keepalive-held")! / rps(t, "c16-keepalive")!;
+/**
+ * Each round's ratio a/b (the two cells ran seconds apart in that round), after a target's value:
+ * how far the ratio moved within the run. The verdict stays on the ratio of the medians.
+ */
+function perRound(a: number[] | undefined, b: number[] | undefined, scale = 1): string {
+  if (!a || !b || a.length < 2 || a.length !== b.length) return "";
+  return ` (rounds: ${a.map((x, i) => ((scale * x) / b[i]!).toFixed(2)).join(", ")})`;
+}
+const roundsOf = (t: TargetResult | undefined, cell: string, key: "rps" | "p99_us") =>
+  t?.cells[cell]?.rounds?.map((r) => r[key]);
+const streamRounds = (t: TargetResult | undefined) => t?.stream?.rounds?.map((x) => x.mib_per_s);
+
 const targetsMet: Array<{ target: string; value: string; met: boolean | null }> = [
   {
     target: "[19] keep-alive c=16 ≥ 5× reference",
-    value: f(ratio(rps(ours, "c16-keepalive"), rps(ref, "c16-keepalive")), 2) + "×",
+    value:
+      f(ratio(rps(ours, "c16-keepalive"), rps(ref, "c16-keepalive")), 2) +
+      "×" +
+      perRound(roundsOf(ours, "c16-keepalive", "rps"), roundsOf(ref, "c16-keepalive", "rps")),
     met: ref ? rps(ours, "c16-keepalive")! >= 5 * rps(ref, "c16-keepalive")! : null,
   },
   {
     target: "[19] keep-alive c=16 ≥ 25 % of direct",
-    value: f((100 * rps(ours, "c16-keepalive")!) / rps(direct, "c16-keepalive")!, 1) + " %",
+    value:
+      f((100 * rps(ours, "c16-keepalive")!) / rps(direct, "c16-keepalive")!, 1) +
+      " %" +
+      perRound(roundsOf(ours, "c16-keepalive", "rps"), roundsOf(direct, "c16-keepalive", "rps"), 100),
     met: rps(ours, "c16-keepalive")! >= 0.25 * rps(direct, "c16-keepalive")!,
   },
   {
     target: `[19] ${(STREAM_BYTES / 1048576).toFixed(0)} MiB stream ≥ 1.5× reference's MiB/s`,
-    value: f(ratio(ours.stream?.mib_per_s, ref?.stream?.mib_per_s), 2) + "×",
+    value:
+      f(ratio(ours.stream?.mib_per_s, ref?.stream?.mib_per_s), 2) +
+      "×" +
+      perRound(streamRounds(ours), streamRounds(ref)),
     met: ref ? ours.stream!.mib_per_s >= 1.5 * ref.stream!.mib_per_s : null,
   },
   {
@@ -583,7 +604,10 @@ const targetsMet: Array<{ target: string; value: string; met: boolean | null }> 
   },
   {
     target: "[19] c=64 new-connection p99 ≤ 0.7× reference",
-    value: f(ratio(ours.cells["c64-newconn"]?.p99_us, ref?.cells["c64-newconn"]?.p99_us), 2) + "×",
+    value:
+      f(ratio(ours.cells["c64-newconn"]?.p99_us, ref?.cells["c64-newconn"]?.p99_us), 2) +
+      "×" +
+      perRound(roundsOf(ours, "c64-newconn", "p99_us"), roundsOf(ref, "c64-newconn", "p99_us")),
     met: ref ? ours.cells["c64-newconn"]!.p99_us <= 0.7 * ref.cells["c64-newconn"]!.p99_us : null,
   },
   {
