@@ -214,8 +214,8 @@ type Sink = (line: string) => void;
 // whole lines are dropped — logs are best effort, the audit trail is not). Everything is flushed before
 // the process exits (the 'exit' handler runs on process.exit, after main returns, on uncaught errors).
 const FLUSH_AT_BYTES = 64 * 1024;
-/** Under load, writes at most this often: the lines of several turns share one write(2). */
-const MIN_FLUSH_INTERVAL_MS = 2;
+/** Under load, writes at most this often: the lines of several turns share one write(2) (as the audit writer). */
+const MIN_FLUSH_INTERVAL_MS = 20;
 let lastFlush = 0;
 const MAX_PENDING_BYTES = 1024 * 1024;
 const RETRY_MS = 5;
