@@ -242,16 +242,19 @@ function parseHead(
   if (hosts > 1) return { kind: "error", status: 400, reason: "too many Host headers" };
   const framing = te === null && cl === null ? NO_BODY : bodyFraming(te ?? [], cl ?? [], version);
   if ("status" in framing) return framing;
-  let keepAlive = version === "HTTP/1.1"; // no Connection field: the version's default
-  if (connection !== null) {
-    const conn = connection
-      .join(",")
-      .toLowerCase()
-      .split(",")
-      .map((x) => x.trim());
-    keepAlive = !conn.includes("close") && (version === "HTTP/1.1" || conn.includes("keep-alive"));
-  }
+  const keepAlive = keepsAlive(connection ?? [], version);
   return { kind: "ok", head: { method, target, version, headers, framing, keepAlive, known } };
+}
+
+/** Whether the connection persists after a request with these Connection values (none: the version's default). */
+export function keepsAlive(connection: string[], version: string): boolean {
+  if (connection.length === 0) return version === "HTTP/1.1";
+  const conn = connection
+    .join(",")
+    .toLowerCase()
+    .split(",")
+    .map((x) => x.trim());
+  return !conn.includes("close") && (version === "HTTP/1.1" || conn.includes("keep-alive"));
 }
 
 const NO_BODY: Framing = Object.freeze({ kind: "none" });
@@ -264,7 +267,7 @@ function fieldCount(text: string, start: number): number {
 }
 
 /** RFC 9112 §6: unambiguous body framing or an error. */
-function bodyFraming(te: string[], cl: string[], version: string): Framing | ParseError {
+export function bodyFraming(te: string[], cl: string[], version: string): Framing | ParseError {
   if (te.length > 0) {
     if (cl.length > 0) return { kind: "error", status: 400, reason: "both Transfer-Encoding and Content-Length" };
     if (version === "HTTP/1.0") return { kind: "error", status: 400, reason: "Transfer-Encoding in HTTP/1.0" };
