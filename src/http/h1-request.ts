@@ -2,7 +2,7 @@
 // (docs/CONTRACT.md §7, §18.17): CRLF line endings only, no obs-fold, token field names, no CTLs in
 // values, one Host, unambiguous body framing. Anything else is an error status, never a guess.
 import { HeadBuffer } from "./head-buffer.ts";
-import type { Headers } from "./headers.ts";
+import { type Headers, TOKEN } from "./headers.ts";
 
 export type Framing = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" };
 
@@ -45,7 +45,7 @@ const TARGET_CHAR = 2;
 const BAD_VALUE_CHAR = 4;
 const CLASS = new Uint8Array(256);
 for (let c = 0; c < 256; c++) {
-  if (/[!#$%&'*+\-.^_`|~0-9A-Za-z]/.test(String.fromCharCode(c))) CLASS[c]! |= TCHAR;
+  if (TOKEN.test(String.fromCharCode(c))) CLASS[c]! |= TCHAR;
   if ((c >= 0x21 && c <= 0x7e) || c >= 0x80) CLASS[c]! |= TARGET_CHAR;
   if (c <= 0x08 || (c >= 0x0a && c <= 0x1f) || c === 0x7f) CLASS[c]! |= BAD_VALUE_CHAR;
 }

@@ -90,23 +90,10 @@ export function setHeader(h: Headers, name: string, value: string): Headers {
 }
 
 /**
- * `setHeader` for each of `set` (in order) after `deleteHeader` for each of `remove`, in one pass
- * and one copy: the same list, field for field.
- */
-export function editHeaders(h: Headers, remove: readonly string[], set: ReadonlyArray<[string, string]>): Headers {
-  return headerEdit(
-    remove,
-    set.map(([n]) => n),
-  )(
-    h,
-    set.map(([, v]) => v),
-  );
-}
-
-/**
- * editHeaders with its names fixed once (lowercased, and whether a name of another length can match,
- * found once): `headerEdit(remove, names)(h, values)` equals `editHeaders(h, remove, names zipped
- * with values)`. The data path's edit is the same on every request; only the values change.
+ * An edit of a header list with its names fixed once (lowercased, and whether a name of another
+ * length can match, found once): `headerEdit(remove, names)(h, values)` is `setHeader` for each of
+ * `names` with its value (in order) after `deleteHeader` for each of `remove` — in one pass and one
+ * copy, field for field. The data path's edit is the same on every request; only the values change.
  */
 export function headerEdit(
   remove: readonly string[],
