@@ -80,16 +80,9 @@ abstract class Metric<L extends string> {
     return this.labelNames.map((l, i) => this.normalisers[i]!(labels?.[l] ?? ""));
   }
 
-  /**
-   * The series key of a label set — `values(labels).join(KEY_SEP)` — built without the array (the
-   * data path observes on every request: an existing series is found without allocating one).
-   */
+  /** The series key of a label set (get/count; the data path finds its series by find()). */
   protected key(labels: Partial<Record<L, string>> | undefined): string {
-    const n = this.labelNames.length;
-    if (n === 0) return "";
-    let k = this.normalisers[0]!(labels?.[this.labelNames[0]!] ?? "");
-    for (let i = 1; i < n; i++) k += KEY_SEP + this.normalisers[i]!(labels?.[this.labelNames[i]!] ?? "");
-    return k;
+    return keyOf(this.values(labels));
   }
 
   /** The label values of the last series found, and that series: most calls repeat the previous label set. */
@@ -116,14 +109,14 @@ abstract class Metric<L extends string> {
       while (i < n && v[i] === last[i]) i++;
       if (i === n) return this.lastSeries as S;
     }
-    let key = n === 0 ? "" : v[0]!;
-    for (let i = 1; i < n; i++) key += KEY_SEP + v[i]!;
+    const values = v.slice(0, n);
+    const key = keyOf(values);
     let s = map.get(key);
     if (s === undefined) {
-      s = make(v.slice(0, n));
+      s = make(values);
       map.set(key, s);
     }
-    this.lastValues = v.slice(0, n);
+    this.lastValues = values;
     this.lastSeries = s;
     return s;
   }
@@ -153,6 +146,8 @@ abstract class Metric<L extends string> {
 }
 
 const KEY_SEP = "\u0000";
+/** The series key of normalised label values (in declared order). */
+const keyOf = (values: readonly string[]) => values.join(KEY_SEP);
 
 /** Counter or gauge: one number per label set. */
 abstract class Scalar<L extends string> extends Metric<L> {
@@ -183,7 +178,7 @@ abstract class Scalar<L extends string> extends Metric<L> {
       const merged = new Map<string, { values: string[]; v: number }>();
       for (const [labels, v] of rows) {
         const values = this.values(labels);
-        const key = values.join(KEY_SEP);
+        const key = keyOf(values);
         const m = merged.get(key);
         if (m) m.v += v;
         else merged.set(key, { values, v });
