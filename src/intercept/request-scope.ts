@@ -29,9 +29,11 @@ export function decodedPath(target: string): string {
   }
 }
 
+/** The attributes every line about a request starts with (logBase, logValues). */
+const BASE_KEYS = ["host", "method", "path", "proxy_id", "request_id"] as const;
+
 /** Keys for a line of logValues(…): logBase()'s keys, then `more`. */
-export const withBaseKeys = (...more: string[]): LogKeys =>
-  new LogKeys(["host", "method", "path", "proxy_id", "request_id", ...more]);
+export const withBaseKeys = (...more: string[]): LogKeys => new LogKeys([...BASE_KEYS, ...more]);
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
@@ -62,19 +64,14 @@ export class RequestScope {
     serving.inFlight.add(this);
   }
 
-  /** logBase()'s values followed by `more`, for a line declared with withBaseKeys(…) keys. */
+  /** The values of BASE_KEYS, in its order, then `more`: for a line declared with withBaseKeys(…). */
   logValues(...more: string[]): string[] {
     return [this.host, this.head.method, this.path, this.serving.deps.proxyId, this.id, ...more];
   }
 
   logBase(): Array<[string, string]> {
-    return [
-      ["host", this.host],
-      ["method", this.head.method],
-      ["path", this.path],
-      ["proxy_id", this.serving.deps.proxyId],
-      ["request_id", this.id],
-    ];
+    const v = this.logValues();
+    return BASE_KEYS.map((k, i): [string, string] => [k, v[i]!]);
   }
 
   /** Write this request's audit line (once; later calls do nothing and return false). */

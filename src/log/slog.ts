@@ -166,9 +166,14 @@ function fmtValue(v: AttrValue): string {
   return String(v);
 }
 
+/** `time=… level=… msg=…`, what every line starts with. */
+function lineStart(level: Level, msg: string, ms: number): string {
+  return `time=${formatTimeMs(ms)} level=${level} msg=${fmtValue(msg)}`;
+}
+
 /** Formats one line (with trailing newline). Exposed for tests. */
 export function formatLine(level: Level, msg: string, attrs: Attrs = [], now?: Date): string {
-  let line = `time=${now ? formatTime(now) : formatTimeMs(Date.now())} level=${level} msg=${fmtValue(msg)}`;
+  let line = lineStart(level, msg, now ? now.getTime() : Date.now());
   if (Array.isArray(attrs))
     for (let i = 0; i < attrs.length; i++) {
       const a = attrs[i]!;
@@ -191,7 +196,7 @@ export class LogKeys {
 
 /** formatLine(level, msg, keys zipped with values), without the pairs. */
 export function formatLineWith(level: Level, msg: string, keys: LogKeys, values: readonly AttrValue[]): string {
-  let line = `time=${formatTimeMs(Date.now())} level=${level} msg=${fmtValue(msg)}`;
+  let line = lineStart(level, msg, Date.now());
   const p = keys.prefixes;
   for (let i = 0; i < p.length; i++) line += p[i]! + fmtValue(values[i]);
   return line + "\n";
