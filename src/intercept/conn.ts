@@ -24,6 +24,8 @@ export class Conn {
   private drainWaiters: Array<() => void> = [];
   private closeListeners: Array<() => void> = [];
   private ending = false;
+  /** The current request's abort controller (see requestController). */
+  private controller: AbortController | null = null;
   closed = false;
   /** True while a request is being handled (drain waits for these). */
   busy = false;
@@ -74,7 +76,24 @@ export class Conn {
     this.closed = true;
     this.input.end();
     for (const w of this.drainWaiters.splice(0)) w();
+    this.controller?.abort();
     for (const l of this.closeListeners.splice(0)) l();
+  }
+
+  /**
+   * The abort controller for this connection's current request (its upstream fetch): aborted when
+   * the connection closes. One per connection rather than one per request, with no close listener
+   * to add and remove per request — a connection carries one request at a time, and fetch lets go
+   * of the signal when its exchange ends. Once aborted (the connection closed, or the forwarder's
+   * first-byte deadline aborted it), the next request gets a new one.
+   */
+  requestController(): AbortController {
+    let c = this.controller;
+    if (c === null || c.signal.aborted) {
+      this.controller = c = new AbortController();
+      if (this.closed) c.abort();
+    }
+    return c;
   }
 
   /**

@@ -84,8 +84,7 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
     getHeader(head.headers, "expect")?.toLowerCase() === "100-continue"
   )
     await conn.write("HTTP/1.1 100 Continue\r\n\r\n").catch(() => {});
-  const abort = new AbortController();
-  const offClosed = conn.onceClosed(() => abort.abort());
+  const abort = conn.requestController(); // aborted when the client goes away
   let bodyFailed: unknown = null;
   const upstreamReq = {
     method: head.method,
@@ -108,25 +107,21 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
     signal: abort.signal,
     controller: abort,
   };
+  if (route.websocket) return await relayWebSocket(req, upstreamReq, okStatus);
+  let res: UpstreamResponse;
   try {
-    if (route.websocket) return await relayWebSocket(req, upstreamReq, okStatus);
-    let res: UpstreamResponse;
-    try {
-      res = await serving.forwarder.forward(upstreamReq);
-    } catch (e) {
-      if (conn.closed || bodyFailed instanceof BodyError) {
-        req.audit("tls_error", { ...req.fields, upstreamStatus: 502 });
-        return false;
-      }
-      const detail = describeUpstreamError(e, { host: route.host, addr: route.host, port: route.port });
-      const r = refusals.upstreamUnreachable(req.fields, detail);
-      r.close = !body.finished; // fetch may still hold the body stream: never read it twice, close instead
-      return await refuse(serving, conn, head, req.tunnel, body, r, req);
+    res = await serving.forwarder.forward(upstreamReq);
+  } catch (e) {
+    if (conn.closed || bodyFailed instanceof BodyError) {
+      req.audit("tls_error", { ...req.fields, upstreamStatus: 502 });
+      return false;
     }
-    return await respond(req, res, body);
-  } finally {
-    offClosed();
+    const detail = describeUpstreamError(e, { host: route.host, addr: route.host, port: route.port });
+    const r = refusals.upstreamUnreachable(req.fields, detail);
+    r.close = !body.finished; // fetch may still hold the body stream: never read it twice, close instead
+    return await refuse(serving, conn, head, req.tunnel, body, r, req);
   }
+  return await respond(req, res, body);
 }
 
 /** R14: stream the upstream response; the audit line is written when it ended (or failed). */

@@ -3,6 +3,8 @@
 // host and port decided, no userinfo, no fragment, origin-form paths only.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BodyReader, type ByteSource } from "../../../src/http/body.ts";
+import type { Socket } from "bun";
+import { Conn, type ConnData } from "../../../src/intercept/conn.ts";
 import { createForwarder, firstByteLeft, upstreamUrl } from "../../../src/intercept/forward.ts";
 import type { UpstreamRequest } from "../../../src/intercept/forward-types.ts";
 import { hostPort, UpstreamError } from "../../../src/intercept/upstream-error.ts";
@@ -155,6 +157,56 @@ describe("createForwarder().forward", () => {
       expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
     });
   }
+  // src/intercept/conn.ts: a connection hands every request of its own the same controller
+  // (requestController) until it was aborted — by the first-byte deadline or by the client going away.
+  describe("a connection's request controller", () => {
+    const connOn = () => {
+      const sock = { write: (b: Uint8Array) => b.byteLength, end() {}, terminate() {}, pause() {}, resume() {} };
+      return new Conn(sock as unknown as Socket<ConnData>, "127.0.0.1", 1);
+    };
+
+    test("kept across 5,000 completed requests; a request holding it is cancelled when the client goes away", async () => {
+      const f = createForwarder();
+      const conn = connOn();
+      const first = conn.requestController();
+      for (let i = 0; i < 5000; i++) {
+        const ac = conn.requestController();
+        expect(ac).toBe(first);
+        const res = await f.forward(request("/", ac, true));
+        await res.readAll!();
+        res.release();
+      }
+      // a request still holding it is aborted when the client goes away
+      const p = f.forward(request("/hold", conn.requestController(), true));
+      setTimeout(() => conn.onClose(), 50);
+      await expect(p).rejects.toThrow(new UpstreamError("request cancelled"));
+      expect(first.signal.aborted).toBe(true);
+      expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
+    });
+
+    test("after a first-byte timeout the next request on the connection gets a new one and is answered", async () => {
+      const f = createForwarder({ firstByteTimeoutMs: 100 });
+      const conn = connOn();
+      const first = conn.requestController();
+      await expect(f.forward(request("/hold", first, true))).rejects.toThrow(
+        new UpstreamError("upstream did not answer within 0.1s"),
+      );
+      const next = conn.requestController();
+      expect(next).not.toBe(first);
+      const res = await f.forward(request("/", next, true));
+      expect(res.status).toBe(200);
+      await res.readAll!();
+      res.release();
+    });
+
+    test("closed: the current one is aborted, and so is any asked for afterwards", () => {
+      const conn = connOn();
+      const ac = conn.requestController();
+      conn.onClose();
+      expect(ac.signal.aborted).toBe(true);
+      expect(conn.requestController().signal.aborted).toBe(true);
+    });
+  });
 });
 
 describe("the first-byte deadline and request bodies", () => {
