@@ -18,6 +18,13 @@ export class PullQueue {
   private ended = false;
   private paused = false;
   private waiter: (() => void) | null = null;
+  /** Rejects the waiting read when its deadline passes (null: no read waits with a deadline). */
+  private fail: ((e: Error) => void) | null = null;
+  /** When the waiting read times out (performance.now() ms). */
+  private deadline = 0;
+  /** One timer for every read's deadline, armed lazily (see read); null when none is armed. */
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = 0;
 
   constructor(
     private readonly flow: FlowControl,
@@ -39,6 +46,11 @@ export class PullQueue {
   end(): void {
     this.ended = true;
     this.wake();
+    if (this.timer !== null) {
+      // (a closed connection is not kept alive by its timer until it would have fired)
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
   }
 
   get done(): boolean {
@@ -54,16 +66,14 @@ export class PullQueue {
     while (this.chunks.length === 0) {
       if (this.ended) return null;
       await new Promise<void>((resolve, reject) => {
-        let t: ReturnType<typeof setTimeout> | undefined;
-        if (timeoutMs !== undefined)
-          t = setTimeout(() => {
-            this.waiter = null;
-            reject(new TimeoutError());
-          }, timeoutMs);
-        this.waiter = () => {
-          if (t) clearTimeout(t);
-          resolve();
-        };
+        this.waiter = resolve;
+        if (timeoutMs === undefined) return;
+        this.fail = reject;
+        this.deadline = performance.now() + timeoutMs;
+        // Not a timer per read (a keep-alive connection reads once per request): the armed one is
+        // kept when it fires no later than this deadline, and when it fires early it re-arms for
+        // what is left — the deadline holds to the millisecond either way.
+        if (this.timer === null || this.timerAt > this.deadline) this.arm(timeoutMs);
       });
     }
     const chunk = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
@@ -86,6 +96,24 @@ export class PullQueue {
   private wake(): void {
     const w = this.waiter;
     this.waiter = null;
+    this.fail = null;
     w?.();
   }
+
+  private arm(ms: number): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = performance.now() + ms;
+    this.timer = setTimeout(this.onTimer, Math.max(1, Math.ceil(ms)));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    const fail = this.fail;
+    if (fail === null) return; // no read waits with a deadline: the timer stops here
+    const left = this.deadline - performance.now();
+    if (left > 0) return this.arm(left);
+    this.fail = null;
+    this.waiter = null;
+    fail(new TimeoutError());
+  };
 }
