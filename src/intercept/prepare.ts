@@ -80,7 +80,8 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
       } catch (error) {
         throw new SecretFailure(h, error);
       }
-      secrets = new Map([[h.handle, value]]);
+      secrets = new Map();
+      secrets.set(h.handle, value);
     } else {
       const values = await Promise.all(
         route.handles.map((h) =>
@@ -106,10 +107,9 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
         ["injection_point", point],
       ]);
     infoSoonWith("injected", INJECTED_KEYS, req.logValues(service.name, service.auth.credential, point));
-    const fields: AuditFields & Pick<AuditEntry, "credentialHandles" | "injectionPoints"> = {
-      ...route.fields,
-      injectionPoint: point,
-    };
+    // (the route's own fields, made for this request by decide: completed rather than copied)
+    const fields: AuditFields & Pick<AuditEntry, "credentialHandles" | "injectionPoints"> = route.fields;
+    fields.injectionPoint = point;
     if (inj.credentialHandles) fields.credentialHandles = inj.credentialHandles;
     if (inj.injectionPoints) fields.injectionPoints = inj.injectionPoints;
     return { headers: inj.headers, pathAndQuery: inj.target, addresses, proxy, fields };

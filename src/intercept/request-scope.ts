@@ -74,8 +74,16 @@ export class RequestScope {
     return BASE_KEYS.map((k, i): [string, string] => [k, v[i]!]);
   }
 
-  /** Write this request's audit line (once; later calls do nothing and return false). */
-  audit(status: AuditStatus, extra: Partial<AuditEntry> = {}): boolean {
+  /**
+   * Write this request's audit line (once; later calls do nothing and return false): `fields` (the
+   * request's, copied once into the entry), then the upstream's status and any `more` fields.
+   */
+  audit(
+    status: AuditStatus,
+    fields: Partial<AuditEntry>,
+    upstreamStatus?: number,
+    more?: Partial<AuditEntry>,
+  ): boolean {
     if (this.audited) return false;
     this.audited = true;
     const entry: AuditEntry = {
@@ -87,8 +95,10 @@ export class RequestScope {
       path: this.path,
       status,
       latencyMs: Math.floor(performance.now() - this.t0),
-      ...extra,
+      ...fields,
     };
+    if (upstreamStatus !== undefined) entry.upstreamStatus = upstreamStatus;
+    if (more) Object.assign(entry, more);
     const tp = this.head.known.traceparent;
     if (tp && TRACEPARENT.test(tp)) entry.traceparent = tp;
     this.serving.deps.audit.write(entry);
@@ -104,7 +114,7 @@ export class RequestScope {
 
   /** The drain deadline cut this request: audit what is known. */
   cutByShutdown(): void {
-    this.audit("tls_error", { ...this.fields, upstreamStatus: 502, reason: "shutdown" });
+    this.audit("tls_error", this.fields, 502, { reason: "shutdown" });
   }
 
   /** The request is over (its line written, or about to be by the caller). */

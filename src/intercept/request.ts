@@ -35,8 +35,8 @@ export async function handleRequest(
     req.fields = prepared.fields;
     return await forward(req, d.route, prepared, body);
   } finally {
-    // (checked first: the fields are not copied for the request that wrote its line, every one of them)
-    if (!req.settled && req.audit("tls_error", { ...req.fields, upstreamStatus: 502, reason: "internal_error" }))
+    // (checked first: nothing more to do for the request that wrote its line, nearly every one)
+    if (!req.settled && req.audit("tls_error", req.fields, 502, { reason: "internal_error" }))
       error("request ended without an audit line", req.logBase());
     req.finish();
   }
@@ -67,7 +67,7 @@ async function refuse(
   const announce = announceClose(close, tunnel !== null, head.keepAlive);
   const bytes = r.text ? errorResponse(400, "") : jsonResponse(r.status, r.body, announce, r.headers);
   await conn.write(bytes).catch(() => {});
-  if (r.audit && req) req.audit(r.audit.status, { ...req.fields, ...r.audit.fields });
+  if (r.audit && req) req.audit(r.audit.status, req.fields, undefined, r.audit.fields);
   else req?.noLine();
   return !close && !r.text;
 }
@@ -113,7 +113,7 @@ async function forward(req: RequestScope, route: Route, prepared: Prepared, body
     res = await serving.forwarder.forward(upstreamReq);
   } catch (e) {
     if (conn.closed || bodyFailed instanceof BodyError) {
-      req.audit("tls_error", { ...req.fields, upstreamStatus: 502 });
+      req.audit("tls_error", req.fields, 502);
       return false;
     }
     const detail = describeUpstreamError(e, { host: route.host, addr: route.host, port: route.port });
@@ -136,10 +136,10 @@ async function respond(req: RequestScope, res: UpstreamResponse, body: BodyReade
       close: () => closing(serving, conn, head, true),
       announce: (close) => announceClose(close, req.tunnel !== null, head.keepAlive),
     });
-    req.audit(okStatus, { ...req.fields, upstreamStatus: res.status });
+    req.audit(okStatus, req.fields, res.status);
     return reusable && body.finished && !serving.draining();
   } catch {
-    req.audit(okStatus, { ...req.fields, upstreamStatus: res.status });
+    req.audit(okStatus, req.fields, res.status);
     await res.body?.cancel().catch(() => {});
     return false;
   } finally {
@@ -159,11 +159,11 @@ async function relayWebSocket(
     await serving.forwarder.upgrade(upstreamReq, conn, (status) => {
       answered = true;
       conn.upgraded = status === 101;
-      req.audit(okStatus, { ...req.fields, upstreamStatus: status });
+      req.audit(okStatus, req.fields, status);
     });
   } catch (e) {
     if (answered || conn.closed) {
-      req.audit("tls_error", { ...req.fields, upstreamStatus: 502 });
+      req.audit("tls_error", req.fields, 502);
       return false;
     }
     const detail = describeUpstreamError(e, { host: upstreamReq.host, addr: upstreamReq.host, port: upstreamReq.port });
