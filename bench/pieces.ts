@@ -11,8 +11,7 @@ import { BENCH_MANIFEST, BENCH_REQUEST } from "./bench-request.ts";
 import { encodeAuditLine, nowNs } from "../src/audit/encode.ts";
 import type { AuditEntry } from "../src/audit/types.ts";
 import { RequestHeadParser } from "../src/http/h1-request.ts";
-import { headerEdit } from "../src/http/headers.ts";
-import { stripHopByHop } from "../src/http/hop-by-hop.ts";
+import { upstreamRequestHeaders } from "../src/http/hop-by-hop.ts";
 import { createPolicy, decide } from "../src/intercept/decide.ts";
 import type { TunnelFacts } from "../src/intercept/decide.ts";
 import { upstreamUrl } from "../src/intercept/forward.ts";
@@ -45,7 +44,6 @@ const ENTRY: AuditEntry = {
 observeManifest(BENCH_MANIFEST, "bench");
 
 // as src/intercept/prepare.ts declares them
-const UPSTREAM_EDIT = headerEdit(["expect"], ["Host", "X-Clef-Request-Id"]);
 const INJECTED_KEYS = withBaseKeys("service", "credential", "injection_point");
 
 let sink = 0;
@@ -72,7 +70,7 @@ const PIECES: Record<string, () => void> = {
     sink += policy.matcher.match("api.test:443", null).kind.length;
   },
   "upstream header list (hop-by-hop, Host, request id)": () => {
-    sink += UPSTREAM_EDIT(stripHopByHop(head.headers, { upgrade: false }), ["api.test:443", ID]).length;
+    sink += upstreamRequestHeaders(head.headers, false, "api.test:443", ID).length;
   },
   "fetch's Headers from the request's fields": () => {
     const h = new Headers();

@@ -88,39 +88,3 @@ export function setHeader(h: Headers, name: string, value: string): Headers {
   if (!placed) out.push([name, value]);
   return out;
 }
-
-/**
- * An edit of a header list with its names fixed once (lowercased, and whether a name of another
- * length can match, found once): `headerEdit(remove, names)(h, values)` is `setHeader` for each of
- * `names` with its value (in order) after `deleteHeader` for each of `remove` — in one pass and one
- * copy, field for field. The data path's edit is the same on every request; only the values change.
- */
-export function headerEdit(
-  remove: readonly string[],
-  names: readonly string[],
-): (h: Headers, values: readonly string[]) => Headers {
-  if (names.length > 31) throw new Error("headerEdit: at most 31 names");
-  const drop = remove.map((n) => n.toLowerCase());
-  const lower = names.map((n) => n.toLowerCase());
-  const any = drop.some(lengthMayDiffer) || lower.some(lengthMayDiffer);
-  const setNames = [...names];
-  return (h, values) => {
-    let placed = 0; // bit j: names[j] placed (at most 31 names)
-    const out: Headers = [];
-    next: for (let i = 0; i < h.length; i++) {
-      const e = h[i]!;
-      for (let j = 0; j < drop.length; j++) if (sameName(e[0], drop[j]!, any)) continue next;
-      for (let j = 0; j < lower.length; j++) {
-        if (!sameName(e[0], lower[j]!, any)) continue;
-        if ((placed & (1 << j)) === 0) {
-          out.push([setNames[j]!, values[j]!]);
-          placed |= 1 << j;
-        }
-        continue next;
-      }
-      out.push([e[0], e[1]]);
-    }
-    for (let j = 0; j < setNames.length; j++) if ((placed & (1 << j)) === 0) out.push([setNames[j]!, values[j]!]);
-    return out;
-  };
-}

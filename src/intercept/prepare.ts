@@ -5,8 +5,8 @@
 // Each step's failure is a refusal from ./refusal.ts; nothing here writes to the client.
 import { CredentialError } from "../agent/types.ts";
 import type { AuditEntry } from "../audit/types.ts";
-import { type Headers, headerEdit } from "../http/headers.ts";
-import { stripHopByHop } from "../http/hop-by-hop.ts";
+import type { Headers } from "../http/headers.ts";
+import { upstreamRequestHeaders } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
 import { infoSoon, infoSoonWith } from "../log/slog.ts";
 import { NetguardError, NotResolvedError } from "../netguard/index.ts";
@@ -26,9 +26,6 @@ export interface Prepared {
 
 /** The INFO line of every injected request (its keys declared once). */
 const INJECTED_KEYS = withBaseKeys("service", "credential", "injection_point");
-
-/** Expect is the proxy's to answer (§18.18); Host and the request id are set (below). */
-const UPSTREAM_EDIT = headerEdit(["expect"], ["Host", "X-Clef-Request-Id"]);
 
 export async function prepare(req: RequestScope, route: Route): Promise<Prepared | Refusal> {
   const { serving } = req;
@@ -55,13 +52,10 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
     addresses = [];
   }
 
-  // The Host upstream is always the decided one, set after stripping: `Connection: Host` must not
-  // remove it (fetch would then send the dialled address, and a virtual-hosting upstream could route
-  // the credential to another tenant).
-  const headers = UPSTREAM_EDIT(stripHopByHop(req.head.headers, { upgrade: route.websocket }), [
-    route.hostHeader,
-    req.id,
-  ]);
+  // Hop-by-hop fields stripped, Expect dropped (§18.18), Host set to the decided one after stripping
+  // (`Connection: Host` must not remove it: fetch would then send the dialled address, and a
+  // virtual-hosting upstream could route the credential to another tenant), the request id set.
+  const headers = upstreamRequestHeaders(req.head.headers, route.websocket, route.hostHeader, req.id);
   if (!service) {
     infoSoon("passthrough", req.logBase());
     return { headers, pathAndQuery: route.pathAndQuery, addresses, proxy, fields: route.fields };

@@ -4,7 +4,6 @@ import { describe, expect, test } from "bun:test";
 import {
   canonicalHeaderName,
   deleteHeader,
-  headerEdit,
   FIELD_VALUE,
   getHeader,
   getHeaders,
@@ -135,45 +134,5 @@ describe("lookups by a lowercased name (length checked first) and the canonical-
     expect(canonicalHeaderName("content-type")).toBe("Content-Type");
     expect(canonicalHeaderName("x y")).toBe("x y");
     expect(canonicalHeaderName("x y")).toBe("x y");
-  });
-});
-
-describe("headerEdit (one pass) equals deleteHeader then setHeader, call by call", () => {
-  test("random lists, names in any case, repeated, absent", () => {
-    const names = ["Host", "host", "HOST", "Expect", "expect", "X-Clef-Request-Id", "x-clef-request-id", "Accept", "A"];
-    let seed = 11;
-    const rnd = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
-    for (let i = 0; i < 2000; i++) {
-      const h: Headers = Array.from({ length: rnd(7) }, (_, j) => [names[rnd(names.length)]!, `v${j}`]);
-      const want = setHeader(setHeader(deleteHeader(h, "expect"), "Host", "H"), "X-Clef-Request-Id", "ID");
-      // an edit made for this call, and the data path's form: the names fixed once, values per call
-      expect(headerEdit(["expect"], ["Host", "X-Clef-Request-Id"])(h, ["H", "ID"])).toEqual(want);
-      expect(edit(h, ["H", "ID"])).toEqual(want);
-      expect(edit(h, ["H2", "ID2"])).toEqual(
-        setHeader(setHeader(deleteHeader(h, "expect"), "Host", "H2"), "X-Clef-Request-Id", "ID2"),
-      );
-    }
-  });
-  const edit = headerEdit(["expect"], ["Host", "X-Clef-Request-Id"]);
-
-  test("headerEdit: every one of 31 names placed once; more names are refused", () => {
-    const names = Array.from({ length: 31 }, (_, i) => `N${i}`);
-    const h: Headers = [
-      ["n30", "old"],
-      ["x", "1"],
-      ["N0", "old"],
-      ["n30", "again"],
-    ];
-    const values = names.map((_, i) => `v${i}`);
-    expect(headerEdit([], names)(h, values)).toEqual([
-      ["N30", "v30"],
-      ["x", "1"],
-      ["N0", "v0"],
-      ...names.slice(1, 30).map((n, i): [string, string] => [n, `v${i + 1}`]),
-    ]);
-    expect(() => headerEdit([], [...names, "N31"])).toThrow("at most 31 names");
   });
 });
