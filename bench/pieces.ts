@@ -94,10 +94,10 @@ const PIECES: Record<string, () => void> = {
       "api",
       "bench/KEY",
       "header:Authorization",
-    ]).length;
+    ]).charCodeAt(1); // (a character read: the line flattened, as its write does)
   },
   "audit line (with its timestamp)": () => {
-    sink += encodeAuditLine({ ...ENTRY, ts: nowNs() }, { proxyId: "bench" }).length;
+    sink += encodeAuditLine({ ...ENTRY, ts: nowNs() }, { proxyId: "bench" }).charCodeAt(1); // (flattened, as written)
   },
   "the metrics of a request (requests_total, request_duration, upstream_ttfb, secret_cache)": () => {
     observeAuditEntry(ENTRY);

@@ -70,6 +70,15 @@ type Value = string | number | boolean | string[];
  */
 const JSON_PLAIN = /^[ !#-%'-;=?-[\]-~]*$/;
 
+/** The statuses, plain JSON text each (no escaping to look for). */
+const STATUS_TEXT: Readonly<Record<string, string>> = {
+  injected: "injected",
+  passthrough: "passthrough",
+  denied: "denied",
+  agent_error: "agent_error",
+  tls_error: "tls_error",
+};
+
 /** A JSON string's content, without its quotes (the quotes are in the line's constant parts). */
 function inner(s: string): string {
   return JSON_PLAIN.test(s) ? s : goJsonString(s).slice(1, -1);
@@ -105,25 +114,27 @@ const contexts = new WeakMap<
  * `traceparent` is never encoded (it only feeds the OTLP export's trace/span ids).
  */
 export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: string): string {
+  // (rfc3339Nano's text needs no escaping: digits, '-', ':', 'T', '.', 'Z')
   const ts =
     typeof e.ts === "bigint"
       ? rfc3339Nano(e.ts)
       : typeof e.ts === "string"
-        ? e.ts
+        ? inner(e.ts)
         : rfc3339Nano(BigInt(e.ts.getTime()) * 1_000_000n);
   // Keys and quotes are constant parts of the templates (none needs escaping), values go in as the
   // contents of their JSON strings: few parts, so the line is cheap to flatten when it is written.
   const c = encodedContext(ctx);
   let out =
-    `{"schema_version":1,"ts":"${inner(ts)}","proxy_id":"${c.proxyId}","request_id":"${inner(e.requestId)}",` +
+    `{"schema_version":1,"ts":"${ts}","proxy_id":"${c.proxyId}","request_id":"${inner(e.requestId)}",` +
     `"client_ip":"${inner(e.clientIp)}","method":"${inner(e.method)}","host":"${inner(e.host)}",` +
     `"path":"${inner(e.path)}"`;
   if (e.service) out += `,"service":"${inner(e.service)}"`;
   if (e.credentialHandle) out += `,"credential_handle":"${inner(e.credentialHandle)}"`;
   if (e.injectionPoint) out += `,"injection_point":"${inner(e.injectionPoint)}"`;
+  const status = STATUS_TEXT[e.status] ?? inner(e.status);
   out += e.upstreamStatus
-    ? `,"status":"${inner(e.status)}","upstream_status":${e.upstreamStatus},"latency_ms":${e.latencyMs}`
-    : `,"status":"${inner(e.status)}","latency_ms":${e.latencyMs}`;
+    ? `,"status":"${status}","upstream_status":${e.upstreamStatus},"latency_ms":${e.latencyMs}`
+    : `,"status":"${status}","latency_ms":${e.latencyMs}`;
   if (ctx.authMode) out += `,"auth_mode":"${c.authMode}"`;
   // Phase 2 keys, PHASE2 §1.5 order.
   if (e.protocol) out += `,"protocol":${encodeValue(e.protocol)}`;
