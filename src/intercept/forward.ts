@@ -144,16 +144,20 @@ function proxyOption(
   return Object.keys(headers).length ? { url: p.url, headers } : p.url;
 }
 
-function responseHeaders(res: Response): Headers {
-  const out: Headers = [];
+/** The response's fields into `out` (Set-Cookie values one by one); returns its Content-Length value, or null. */
+function responseHeaders(res: Response, out: Headers): string | null {
   let cookies = false;
+  let cl: string | null = null;
   res.headers.forEach((value, name) => {
-    if (name !== "set-cookie") out.push([name, value]);
-    else cookies = true;
+    if (name === "set-cookie") cookies = true;
+    else {
+      out.push([name, value]);
+      if (name === "content-length") cl = value; // (as headers.get would give it: repeated values joined)
+    }
   });
   // Set-Cookie values one by one (never joined), and only asked for when there are some
   if (cookies) for (const c of res.headers.getSetCookie()) out.push(["set-cookie", c]);
-  return out;
+  return cl;
 }
 
 /**
@@ -267,7 +271,8 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
         }
         const res = await attempt(req, signal, wait);
         series.upstreamTtfb.observe(undefined, (performance.now() - sent) / 1000);
-        const cl = res.headers.get("content-length");
+        const headers: Headers = [];
+        const cl = responseHeaders(res, headers);
         const noBody = req.method === "HEAD" || NO_BODY_STATUS(res.status);
         if (noBody) await res.body?.cancel().catch(() => {});
         const done = release;
@@ -275,7 +280,7 @@ export function createForwarder(opts: ForwarderOptions = {}): Forwarder & { sche
         return {
           status: res.status,
           statusText: res.statusText,
-          headers: responseHeaders(res),
+          headers,
           // a getter: fetch makes the ReadableStream when `body` is first read, and a small body of
           // known length is read with readAll() instead (≈1 µs per request less)
           get body() {

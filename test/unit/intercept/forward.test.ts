@@ -88,10 +88,30 @@ describe("createForwarder().forward", () => {
     server = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
-      fetch: (req) =>
-        new URL(req.url).pathname === "/hold"
-          ? new Promise<Response>(() => {})
-          : new Response("ok", { headers: { "x-ua": req.headers.get("user-agent") ?? "" } }),
+      fetch: (req) => {
+        const path = new URL(req.url).pathname;
+        if (path === "/hold") return new Promise<Response>(() => {});
+        if (path === "/stream")
+          // no Content-Length (chunked), two cookies
+          return new Response(
+            new ReadableStream({
+              async start(c) {
+                c.enqueue(new TextEncoder().encode("stream"));
+                await Bun.sleep(20); // (not finished at once: the server cannot know the length)
+                c.enqueue(new TextEncoder().encode("ed"));
+                c.close();
+              },
+            }),
+            {
+              headers: [
+                ["set-cookie", "a=1"],
+                ["set-cookie", "b=2"],
+                ["x-after", "1"],
+              ],
+            },
+          );
+        return new Response("ok", { headers: { "x-ua": req.headers.get("user-agent") ?? "" } });
+      },
     });
   });
   afterAll(() => server.stop(true));
@@ -157,6 +177,20 @@ describe("createForwarder().forward", () => {
       expect(f.scheduler.stats()).toEqual({ inFlight: 0, waiting: 0 });
     });
   }
+  test("no Content-Length: length unknown (null), Set-Cookie values one by one, the other fields kept", async () => {
+    const f = createForwarder();
+    const res = await f.forward(request("/stream", new AbortController(), true));
+    expect(res.contentLength).toBeNull();
+    expect(res.headers.filter(([k]) => k === "content-length")).toEqual([]);
+    expect(res.headers.filter(([k]) => k === "set-cookie")).toEqual([
+      ["set-cookie", "a=1"],
+      ["set-cookie", "b=2"],
+    ]);
+    expect(res.headers).toContainEqual(["x-after", "1"]);
+    expect(await new Response(res.body).text()).toBe("streamed");
+    res.release();
+  });
+
   // src/intercept/conn.ts: a connection hands every request of its own the same controller
   // (requestController) until it was aborted — by the first-byte deadline or by the client going away.
   describe("a connection's request controller", () => {
