@@ -12,7 +12,14 @@
 
 export type HeadState = "incomplete" | "complete" | "bare-lf" | "bare-cr" | "too-large";
 
-const decoder = new TextDecoder("latin1");
+/**
+ * Bytes to a string of the same code points (ISO-8859-1). Not TextDecoder("latin1"): the Encoding
+ * Standard makes that label windows-1252, which turns 27 of the bytes 0x80–0x9F into other
+ * characters (0x80 → U+20AC) — a header value's obs-text would no longer be its bytes, and fetch
+ * refuses such a value. (`latin1Slice` works on any Uint8Array, as Node's Buffer methods do.)
+ */
+export const latin1 = (b: Uint8Array, start: number, end: number): string => latin1Slice.call(b, start, end);
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice;
 const CR = 13;
 const LF = 10;
 /** Empty lines tolerated before a request line. */
@@ -108,7 +115,7 @@ export class HeadBuffer {
   }
 
   firstLine(): string | null {
-    return this.firstLineEnd < 0 ? null : decoder.decode(this.buf.subarray(this.start, this.firstLineEnd));
+    return this.firstLineEnd < 0 ? null : latin1(this.buf, this.start, this.firstLineEnd);
   }
 
   /** Size of the head so far (without skipped leading CRLFs). */
@@ -117,7 +124,7 @@ export class HeadBuffer {
   }
 
   head(): string {
-    return decoder.decode(this.buf.subarray(this.start, this.end));
+    return latin1(this.buf, this.start, this.end);
   }
 
   /** A copy (the buffer may be the caller's chunk, and a Buffer's `slice` would be a view). */

@@ -4,6 +4,8 @@
 //
 //   sniOf(bytes) → "api.test" | null (no server_name extension) | undefined (not a complete,
 //                  well-formed ClientHello in these bytes: decided after the handshake instead)
+import { latin1 } from "../http/head-buffer.ts";
+
 export function sniOf(b: Uint8Array): string | null | undefined {
   // TLS record: type 22 (handshake), version, length; handshake: type 1 (ClientHello), length
   if (b.length < 9 || b[0] !== 0x16 || b[5] !== 0x01) return undefined;
@@ -45,7 +47,7 @@ function serverName(b: Uint8Array, p: number, end: number): string | null | unde
     const type = b[p]!;
     const len = (b[p + 1]! << 8) | b[p + 2]!;
     if (p + 3 + len > listEnd) return undefined;
-    if (type === 0) return new TextDecoder("latin1").decode(b.subarray(p + 3, p + 3 + len));
+    if (type === 0) return latin1(b, p + 3, p + 3 + len);
     p += 3 + len;
   }
   return null;

@@ -466,6 +466,25 @@ describe("matching", () => {
     check: (o) => expect(o.audit[0]).toMatchObject({ service: "gh", status: "injected" }),
   });
   scenario({
+    // obs-text (RFC 9110 §5.5): bytes 0x80–0xFF are field-value characters; every one goes upstream as
+    // itself — 0x80–0x9F included, which a windows-1252 decoding of the head turned into other
+    // characters (0x80 → U+20AC) that fetch then refused (a 502 where the reference forwards)
+    name: "obs-text bytes in a header value are forwarded as they are (0x80–0x9F included)",
+    action: tunnelAction(
+      () => `api.test:${up.port}`,
+      () =>
+        Buffer.from(
+          `GET /obs HTTP/1.1\r\nHost: api.test:${up.port}\r\nX-Obs: a\x80b\x9fc\xe9d\xffe\x81\r\nConnection: close\r\n\r\n`,
+          "latin1",
+        ) as unknown as string,
+    ),
+    check: (o) => {
+      expect(o.status).toBe(200);
+      expect(hdr(o, "x-obs")).toEqual(["a\x80b\x9fc\xe9d\xffe\x81"]);
+      expect(o.audit[0]).toMatchObject({ status: "injected", upstream_status: 200 });
+    },
+  });
+  scenario({
     name: "CONNECT to a denied host is accepted; the inner request gets the 403",
     action: tunnelAction(
       () => `deny.test:${up.port}`,

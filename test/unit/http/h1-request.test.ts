@@ -362,3 +362,18 @@ describe("keep-alive (RFC 9112 §9.3)", () => {
     expect(ok(req(["Host: a", "Connection: keep-alive, close"], "GET / HTTP/1.0")).keepAlive).toBe(false);
   });
 });
+
+// The head is read as ISO-8859-1 — each byte its own code point — not as TextDecoder's "latin1"
+// (windows-1252), which maps 27 of the bytes 0x80–0x9F to other characters (0x80 → U+20AC).
+describe("bytes 0x80–0xFF are characters of their own code point", () => {
+  const high = Array.from({ length: 128 }, (_, i) => String.fromCharCode(0x80 + i)).join("");
+  test("in a field value (obs-text): every byte comes back as itself", () => {
+    const head = ok(req(["Host: a", `X-Obs: a${high}z`]));
+    expect(head.headers[1]).toEqual(["X-Obs", `a${high}z`]);
+    for (let i = 0; i < high.length; i++) expect(head.headers[1]![1].charCodeAt(i + 1)).toBe(0x80 + i);
+  });
+  test("in the request-target: accepted, every byte as itself (0x80–0x9F too)", () => {
+    const head = ok(req(["Host: a"], `GET /p${high} HTTP/1.1`));
+    expect(head.target).toBe(`/p${high}`);
+  });
+});
