@@ -10,6 +10,7 @@
 // - no redirects followed, no decompression; bodies streamed both ways.
 import { isIP } from "node:net";
 import { GO_USER_AGENT, type Headers } from "../http/headers.ts";
+import { escapeHighBytes } from "../http/target.ts";
 import { memoize } from "../memo.ts";
 import { series } from "../metrics/series.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
@@ -28,7 +29,8 @@ const NO_BODY_STATUS = (s: number) => (s >= 100 && s < 200) || s === 204 || s ==
 export function upstreamUrl(scheme: "http" | "https", host: string, port: number, pathAndQuery: string): string {
   if (!pathAndQuery.startsWith("/")) throw new UpstreamError("request-target rejected");
   const base = originOf(scheme, host, port);
-  const href = base + pathAndQuery;
+  // (a target's bytes ≥ 0x80 as %XX each: the URL parser would send the UTF-8 of their code points)
+  const href = base + escapeHighBytes(pathAndQuery);
   // Always parsed back (§18.20), whatever the path looks like: the check is the point, not a proof
   // that it could be skipped. What the parse gives for one exact string is remembered (a client that
   // repeats its request repeats its URL); the expected origin is parsed once per origin.

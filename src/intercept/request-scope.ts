@@ -6,28 +6,13 @@ import { randomUUID } from "node:crypto";
 import { nowNs } from "../audit/encode.ts";
 import type { AuditEntry, AuditStatus } from "../audit/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
+import { decodedPath } from "../http/target.ts";
 import { LogKeys } from "../log/slog.ts";
 import type { Conn } from "./conn.ts";
 import type { TunnelFacts } from "./decide.ts";
 import { hostAsSent } from "./decide.ts";
 import type { AuditFields } from "./refusal.ts";
 import type { Serving } from "./types.ts";
-
-/** Decoded path without query, as Go's url.Path (for audit and logs). */
-export function decodedPath(target: string): string {
-  let p = target;
-  // origin-form (every request in a tunnel) starts with "/", which no scheme does
-  const abs = p.charCodeAt(0) === 0x2f ? null : /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(p);
-  if (abs) p = p.slice(abs[0].length) || "/";
-  const q = p.search(/[?#]/);
-  if (q >= 0) p = p.slice(0, q);
-  if (!p.includes("%")) return p; // nothing to decode
-  try {
-    return decodeURIComponent(p);
-  } catch {
-    return p;
-  }
-}
 
 /** The attributes every line about a request starts with (logBase, logValues). */
 const BASE_KEYS = ["host", "method", "path", "proxy_id", "request_id"] as const;

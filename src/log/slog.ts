@@ -152,7 +152,9 @@ export function goQuote(s: string): string {
         continue;
     }
     if (cp < 0x20 || cp === 0x7f) out += "\\x" + cp.toString(16).padStart(2, "0");
-    else if (cp >= 0x80 && !isPrintable(cp) && cp !== 0xa0 && !(cp >= 0x2000 && cp <= 0x200a)) {
+    // a byte that was not UTF-8 (src/http/target.ts decodedPath: U+DC00 + byte), as Go quotes it
+    else if (cp >= 0xdc80 && cp <= 0xdcff) out += "\\x" + (cp - 0xdc00).toString(16);
+    else if (cp >= 0x80 && !isPrintable(cp) && cp !== 0xfffd && cp !== 0xa0 && !(cp >= 0x2000 && cp <= 0x200a)) {
       out += cp > 0xffff ? "\\U" + cp.toString(16).padStart(8, "0") : "\\u" + cp.toString(16).padStart(4, "0");
     } else out += ch;
   }

@@ -484,6 +484,68 @@ describe("matching", () => {
       expect(o.audit[0]).toMatchObject({ status: "injected", upstream_status: 200 });
     },
   });
+  // Bytes ≥ 0x80 in a request-target (a head is read as latin1: one character per byte). Go's
+  // URL.EscapedPath sends a path's as %XX each, and its audit path is url.Path: UTF-8, an invalid
+  // byte written as \ufffd. A raw UTF-8 `é` once went upstream as `%C3%83%C2%A9`.
+  const rawTarget = (target: string) =>
+    tunnelAction(
+      () => `api.test:${up.port}`,
+      () =>
+        Buffer.from(
+          `GET ${target} HTTP/1.1\r\nHost: api.test:${up.port}\r\nConnection: close\r\n\r\n`,
+          "latin1",
+        ) as unknown as string,
+    );
+  scenario({
+    name: "bytes ≥ 0x80 in the path go upstream as %XX each (raw UTF-8 too); the audit path is decoded as url.Path",
+    action: rawTarget("/caf\xc3\xa9/o\x80b\xe9/r\xef\xbf\xbd\xf0\x9f\x98?x=\xc3\xa9"),
+    check: (o) => {
+      expect(o.status).toBe(200);
+      expect(o.upstream[0]!.url).toBe("/caf%C3%A9/o%80b%E9/r%EF%BF%BD%F0%9F%98?x=%C3%A9");
+      expect(o.audit[0]).toMatchObject({ path: "/café/o\ufffdb\ufffd/r\ufffd\ufffd\ufffd\ufffd", status: "injected" });
+    },
+  });
+  scenario({
+    name: "escapes in the path: forwarded as sent, decoded for the audit line (bytes that are not UTF-8 as U+FFFD)",
+    action: rawTarget("/a%E9b%C3%A9%2Fc?x=%E9"),
+    check: (o) => {
+      expect(o.upstream[0]!.url).toBe("/a%E9b%C3%A9%2Fc?x=%E9");
+      expect(o.audit[0]).toMatchObject({ path: "/a\ufffdbé/c" });
+    },
+  });
+  scenario({
+    name: "raw bytes ≥ 0x80 in the query go upstream as %XX each (the reference sends them raw)",
+    action: rawTarget("/q8?k=\xe9\x80"),
+    check: (o) => {
+      expect(o.status).toBe(200);
+      expect(o.upstream[0]!.url).toBe("/q8?k=%E9%80");
+      expect(o.audit[0]).toMatchObject({ path: "/q8", status: "injected" });
+    },
+    improvement: {
+      item: "20.5",
+      // the raw bytes E9 80, which this upstream's URL parser reads as one incomplete UTF-8 sequence
+      ref: (o) => expect(o.upstream[0]!.url).toBe("/q8?k=%EF%BF%BD"),
+    },
+  });
+  scenario({
+    name: "an invalid escape in the path: 400 and close, nothing upstream, no audit line (the reference closes without an answer)",
+    audits: 0,
+    action: rawTarget("/a%zz"),
+    check: (o) => {
+      expect(o.status).toBe(400);
+      expect(o.upstream).toEqual([]);
+      expect(o.audit).toEqual([]);
+      expect(o.log).toContain("malformed request");
+    },
+    improvement: {
+      item: "20.3",
+      ref: (o) => {
+        expect(o.status).toBe(0);
+        expect(o.upstream).toEqual([]);
+        expect(o.audit).toEqual([]);
+      },
+    },
+  });
   scenario({
     name: "CONNECT to a denied host is accepted; the inner request gets the 403",
     action: tunnelAction(

@@ -161,3 +161,12 @@ describe("fast paths (plain strings quoted as they are, the date formatted once 
       expect(rfc3339Nano(t0 + d)).toBe(slowTs(t0 + d));
   });
 });
+
+// A path byte that was not UTF-8 reaches the encoder as U+DC00 + byte (src/http/target.ts
+// decodedPath); Go's json.Encoder writes each such byte as the six characters \ufffd, and a valid
+// U+FFFD as its UTF-8 (the reference's line for GET /r\xef\xbf\xbd\xe9 holds "/r�\ufffd").
+test("path bytes that were not UTF-8 are written as Go writes them: \\ufffd each", () => {
+  const line = encodeAuditLine({ ...base, path: "/r\ufffd\udce9\udc80é" }, { proxyId: "vm" });
+  expect(line).toContain('"path":"/r\ufffd\\ufffd\\ufffdé"');
+  expect(JSON.parse(line).path).toBe("/r\ufffd\ufffd\ufffdé");
+});

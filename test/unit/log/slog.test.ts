@@ -3,7 +3,16 @@
 // run in a child process (the real stderr); the format itself is test/log.test.ts.
 import { describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { flushLog, formatTime, info, logSoon, setLogSink, zoneIsUtc } from "../../../src/log/slog.ts";
+import {
+  flushLog,
+  formatTime,
+  goQuote,
+  info,
+  logSoon,
+  needsQuoting,
+  setLogSink,
+  zoneIsUtc,
+} from "../../../src/log/slog.ts";
 
 const SLOG = resolve(import.meta.dir, "../../../src/log/slog.ts");
 
@@ -121,4 +130,14 @@ describe("zoneIsUtc: local time known to be UTC without the engine's time-zone d
   test.each(cases)("%s", (_name, env, readLink, want) => {
     expect(zoneIsUtc(env, readLink)).toBe(want);
   });
+});
+
+// strconv.Quote as slog's text handler uses it: a byte that was not UTF-8 (U+DC00 + byte, from
+// src/http/target.ts decodedPath) as \x.., a valid U+FFFD as it is (printable) — though its
+// presence alone makes the value quoted, as Go's needsQuoting does for RuneError.
+test("goQuote: bytes that were not UTF-8 as \\x.., U+FFFD printed", () => {
+  expect(goQuote("/a\udce9b\udc80")).toBe('"/a\\xe9b\\x80"');
+  expect(needsQuoting("/r\ufffd")).toBe(true);
+  expect(goQuote("/r\ufffd")).toBe('"/r\ufffd"');
+  expect(goQuote("/x\u0085")).toBe('"/x\\u0085"');
 });
