@@ -5,7 +5,12 @@
 export type AuditStatus = "injected" | "passthrough" | "denied" | "agent_error" | "tls_error";
 
 export interface AuditEntry {
-  ts: bigint | Date | string; // request start (bigint = ns since epoch); written as RFC3339Nano UTC like Go
+  /**
+   * Request start, written as RFC3339Nano UTC like Go: a number is milliseconds since the epoch with
+   * its fraction (performance.timeOrigin + performance.now(): what the data path has at hand), a
+   * bigint nanoseconds since the epoch.
+   */
+  ts: number | bigint | Date | string;
   requestId: string;
   clientIp: string;
   method: string;

@@ -3,7 +3,6 @@
 // a guard so that every admitted request writes exactly one line — also when the drain deadline
 // cuts it (status tls_error, reason shutdown).
 import { randomUUID } from "node:crypto";
-import { nowNs } from "../audit/encode.ts";
 import type { AuditEntry, AuditStatus } from "../audit/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
 import { decodedPath } from "../http/target.ts";
@@ -25,7 +24,8 @@ const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 export class RequestScope {
   readonly id = randomUUID();
   readonly t0 = performance.now();
-  readonly startNs = nowNs(this.t0);
+  /** Wall-clock start, milliseconds since the epoch with their fraction (the audit line's ts). */
+  readonly startMs = performance.timeOrigin + this.t0;
   /** The host as sent (absolute-form authority, else the Host header), for audit and errors. */
   readonly host: string;
   readonly path: string;
@@ -72,7 +72,7 @@ export class RequestScope {
     if (this.audited) return false;
     this.audited = true;
     const entry: AuditEntry = {
-      ts: this.startNs,
+      ts: this.startMs,
       requestId: this.id,
       clientIp: this.conn.clientIp,
       method: this.head.method,

@@ -1,6 +1,6 @@
 // src/audit/encode.ts: the Phase 2 keys (PHASE2 §1.5) after auth_mode, in order, omitted when empty.
 import { describe, expect, test } from "bun:test";
-import { encodeAuditLine, entryTsNs, rfc3339Nano } from "../../../src/audit/encode.ts";
+import { encodeAuditLine, entryTsNs, rfc3339Nano, rfc3339NanoMs } from "../../../src/audit/encode.ts";
 import { goJsonString } from "../../../src/gojson/encode.ts";
 import type { AuditEntry } from "../../../src/audit/types.ts";
 
@@ -159,6 +159,35 @@ describe("fast paths (plain strings quoted as they are, the date formatted once 
     const t0 = 1795384051n * 1_000_000_000n;
     for (const d of [0n, 1n, 999_999_999n, 1_000_000_000n, 500_000_000n, -1_000_000_000n, 86_400_000_000_000n, 5n])
       expect(rfc3339Nano(t0 + d)).toBe(slowTs(t0 + d));
+  });
+
+  // The data path's timestamp is a double (milliseconds since the epoch, the fraction from
+  // performance.now()): the same text as the nanoseconds it holds, to the double's ≈0.25 µs.
+  test("from milliseconds with a fraction: the text of the nanoseconds they hold", () => {
+    const ms0 = 1795384051000;
+    const rows: Array<[number, string]> = [
+      [ms0, "2026-11-22T21:47:31Z"],
+      [ms0 + 1, "2026-11-22T21:47:31.001Z"],
+      [ms0 + 999, "2026-11-22T21:47:31.999Z"],
+      [ms0 + 1000, "2026-11-22T21:47:32Z"],
+      [ms0 + 0.5, "2026-11-22T21:47:31.0005Z"],
+      [ms0 + 24.75, "2026-11-22T21:47:31.02475Z"],
+      [ms0 - 1000 + 0.25, "2026-11-22T21:47:30.00025Z"],
+    ];
+    for (const [ms, want] of rows) expect(rfc3339NanoMs(ms)).toBe(want);
+    let seed = 3;
+    for (let i = 0; i < 20_000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const ms = ms0 + (seed % 86_400_000) + (seed % 4096) / 4096;
+      const text = rfc3339NanoMs(ms);
+      // within a microsecond of the exact value's text, same second, well formed
+      expect(text).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z$/);
+      const ns = entryTsNs(text);
+      const exact = BigInt(Math.round(ms * 1000)) * 1000n; // the µs it names, exactly
+      const diff = ns > exact ? ns - exact : exact - ns;
+      expect(diff < 1000n).toBe(true);
+      expect(entryTsNs(ms) - ns < 1000n && ns - entryTsNs(ms) < 1000n).toBe(true);
+    }
   });
 });
 
