@@ -2,6 +2,7 @@
 // through as they arrive; chunked bodies are decoded strictly (CRLF only, hex sizes) and forwarded
 // de-chunked (the forwarder re-frames). Bytes past the body stay in the connection (pipelining).
 import type { Framing } from "./h1-request.ts";
+import { latin1 } from "./head-buffer.ts";
 
 /** Where a body is read from: the client connection (pull-based, with unread bytes put back). */
 export interface ByteSource {
@@ -88,7 +89,7 @@ export class BodyReader {
       if (idx >= 0) {
         if (idx === 0 || merged[idx - 1] !== 13) throw new BodyError("bare LF in chunked encoding");
         this.carry = merged.subarray(idx + 1);
-        return Buffer.from(merged.subarray(0, idx - 1)).toString("latin1");
+        return latin1(merged, 0, idx - 1);
       }
       acc = merged;
     }
