@@ -255,6 +255,11 @@ function clientArgs(t: Target, url: string, resolve = "api.test=127.0.0.2"): str
   return ["-url", url, "-proxy", `http://x:${TOKEN}@127.0.0.1:${t.port}`, "-ca", t.ca!];
 }
 
+/** A cell's throughput, latency and errors as every cell line prints them. */
+function figures(res: Load): string {
+  return `${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}`;
+}
+
 /**
  * One load through `t`: the proxy's highest VmRSS sampled every `everyMs` while it ran
  * (`rss_max_mib`, proxies only) and the CPU time the hypervisor stole meanwhile (`steal_pct`).
@@ -373,7 +378,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       const key = `${spec.name}\t${cellName(c, keepalive)}`;
       cellRuns.set(key, [...(cellRuns.get(key) ?? []), res]);
       console.log(
-        `  ${ROUNDS > 1 ? `r${round} ` : ""}${cellName(c, keepalive).padEnd(16)} ${spec.name.padEnd(10)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}  steal ${res.steal_pct.toFixed(0)} %`,
+        `  ${ROUNDS > 1 ? `r${round} ` : ""}${cellName(c, keepalive).padEnd(16)} ${spec.name.padEnd(10)} ${figures(res)}${res.first_error ? ` (${res.first_error})` : ""}${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}  steal ${res.steal_pct.toFixed(0)} %`,
       );
     }
   }
@@ -459,9 +464,7 @@ for (const { spec, r, t } of running) {
     // — came out at 63–76 %, and the reference's and ours fell with it; docs/PERFORMANCE.md.)
     const pre = await measuredLoad(t, [...clientArgs(t, URL), "-c", "16", "-d", CELL]);
     r.cells["c16-keepalive-preheld"] = pre;
-    console.log(
-      `  c16-keepalive (just before) ${pre.rps.toFixed(0).padStart(7)} req/s  p50 ${(pre.p50_us / 1000).toFixed(2)} ms  p99 ${(pre.p99_us / 1000).toFixed(2)} ms  errors ${pre.errors}  steal ${pre.steal_pct.toFixed(0)} %`,
-    );
+    console.log(`  c16-keepalive (just before) ${figures(pre)}  steal ${pre.steal_pct.toFixed(0)} %`);
     // what the silent upstream still holds from earlier targets is not this target's (nothing,
     // normally: each target is stopped after its held cell, which ends what it held)
     const before = await holding();
@@ -484,7 +487,7 @@ for (const { spec, r, t } of running) {
     await held.exited;
     r.cells["c16-keepalive-held"] = res;
     console.log(
-      `  c16-keepalive-held ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms  errors ${res.errors}  (${HELD} held, ${r.held_at_upstream} at the upstream)${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}  steal ${res.steal_pct.toFixed(0)} %`,
+      `  c16-keepalive-held ${figures(res)}  (${HELD} held, ${r.held_at_upstream} at the upstream)${res.rss_max_mib !== undefined ? `  RSS ≤ ${res.rss_max_mib.toFixed(0)} MiB` : ""}  steal ${res.steal_pct.toFixed(0)} %`,
     );
     await stopTarget(t); // (the reference's held requests end with it)
     for (let i = 0; i < 50 && (await holding()) > before; i++) await Bun.sleep(100); // the upstream let them go
