@@ -257,7 +257,7 @@ async function cell(s: Started, name: string): Promise<string> {
     maxAnon = Math.max(maxAnon, p.anon);
     maxFile = Math.max(maxFile, p.file);
   }, 25);
-  const c0 = procStat(pid);
+  let c0 = procStat(pid);
   const t0 = threadCpu(pid);
   const m0 = machine();
   const self0 = process.cpuUsage();
@@ -276,10 +276,14 @@ async function cell(s: Started, name: string): Promise<string> {
       : []),
     ...(INSTR ? ["instructions:u,instructions:k"] : []),
   ].join(",");
-  const stat = events
-    ? Bun.spawn(["perf", "stat", "-x", ",", "-e", events, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" })
-    : null;
+  // counted from here (the held cell starts it again once its 1,000 tunnels are open)
+  const count = () =>
+    events
+      ? Bun.spawn(["perf", "stat", "-x", ",", "-e", events, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" })
+      : null;
+  let stat = count();
   let line = "";
+  let held: ReturnType<typeof Bun.spawn> | null = null; // the held cell's 1,000 requests, ended after the counts
   try {
     if (name === "idle") {
       await Bun.sleep(1000);
@@ -293,18 +297,20 @@ async function cell(s: Started, name: string): Promise<string> {
       line = `${(r.bytes / 1048576 / r.seconds).toFixed(0)} MiB/s  RSS growth ${(max - c0.rss).toFixed(1)} MiB (anon +${(maxAnon - parts0.anon).toFixed(1)}, file +${(maxFile - parts0.file).toFixed(1)})`;
     } else if (name === "held") {
       // 1,000 requests to a silent upstream (held for the whole cell) beside c16 keep-alive
-      const held = Bun.spawn(
+      held = Bun.spawn(
         [LOADGEN, "load", ...client(s, `https://slow.test:${slow.port}/hold/120`), "-c", "1000", "-n", "1000"],
         { stdout: "ignore", stderr: "ignore" },
       );
       await Bun.sleep(2000); // 1,000 tunnels opened, their requests in (or waiting for) fetch
+      // CPU and instructions per request counted from here: the 1,000 handshakes are not the cell's
+      stat?.kill("SIGKILL");
+      await stat?.exited;
+      stat = count();
+      c0 = procStat(pid);
       const r = await loadgen([...client(s, `https://api.test:${up.port}/`), "-c", "16", "-d", `${SECONDS}s`]);
-      held.kill("SIGKILL");
-      await held.exited;
       const h = { requests: 1000, errors: 0, first_error: "" };
-      line = `${r.rps.toFixed(0)} req/s p50 ${(r.p50_us / 1000).toFixed(2)} p99 ${(r.p99_us / 1000).toFixed(2)} err ${r.errors}  (held: ${h.requests} req, ${h.errors} err${h.first_error ? ` ${h.first_error}` : ""})`;
       const c1 = procStat(pid);
-      return `${line}  cpu ${(((c1.cpu - c0.cpu) * 1e6) / (r.requests || 1)).toFixed(0)} µs/req  RSS≤${max.toFixed(0)}`;
+      line = `${r.rps.toFixed(0)} req/s p50 ${(r.p50_us / 1000).toFixed(2)} p99 ${(r.p99_us / 1000).toFixed(2)} err ${r.errors}  (held: ${h.requests} req, ${h.errors} err${h.first_error ? ` ${h.first_error}` : ""})  cpu ${(((c1.cpu - c0.cpu) * 1e6) / (r.requests || 1)).toFixed(0)} µs/req`;
     } else {
       const m = /^c(\d+)-(keepalive|newconn)$/.exec(name);
       if (!m) throw new Error(`unknown cell ${name}`);
@@ -345,6 +351,10 @@ async function cell(s: Started, name: string): Promise<string> {
     if (perf) {
       perf.kill("SIGINT");
       await perf.exited;
+    }
+    if (held) {
+      held.kill("SIGKILL");
+      await held.exited;
     }
   }
   return `${line}  RSS≤${max.toFixed(0)}${SMAPS ? ` [at peak: ${atPeak}]` : ""}`;
