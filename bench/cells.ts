@@ -3,7 +3,7 @@
 // the named cells, interleaved round by round, and prints req/s, p50/p99, the proxy's CPU time per
 // request (utime+stime from /proc) and its highest RSS.
 //
-//   bun bench/cells.ts [--rounds 2] [--seconds 4] [--cells c16-keepalive,stream] [--prof DIR] [--syscalls] [--instr] BIN...
+//   bun bench/cells.ts [--rounds 2] [--seconds 4] [--cells c16-keepalive,stream] [--prof DIR] [--syscalls] [--instr] [--trace PREFIX] BIN...
 //
 // BIN is a compiled binary, `ref` (the reference), or `src` (bun src/cli/main.ts; with --prof DIR
 // under `bun --cpu-prof`). Cells: c<N>-keepalive, c<N>-newconn, stream, held (1,000 requests held by
@@ -42,6 +42,10 @@ const SYSCALLS = args.includes("--syscalls") ? (args.splice(args.indexOf("--sysc
 // shared 2-core VM varies ±20 % from one minute to the next
 const INSTR = args.includes("--instr") ? (args.splice(args.indexOf("--instr"), 1), true) : false;
 const PERF = opt("perf", ""); // perf record -p <proxy> during each cell, into PERF.<bin>.<cell>
+// --trace PREFIX: the load generator writes each request's phases (connect, CONNECT, TLS, first byte;
+// bench/loadgen's -trace) of the c<N> cells to PREFIX.<cell>.<n> — where a tail's time went
+const TRACE = opt("trace", "");
+let traced = 0;
 // --smaps: at the cell's highest RSS, what holds it (the proxy's mappings grouped by kind, MiB)
 const SMAPS = args.includes("--smaps") ? (args.splice(args.indexOf("--smaps"), 1), true) : false;
 const BINS = args.length ? args : ["bin"];
@@ -321,6 +325,7 @@ async function cell(s: Started, name: string): Promise<string> {
         "-d",
         `${SECONDS}s`,
         `-keepalive=${m[2] === "keepalive"}`,
+        ...(TRACE ? ["-trace", `${TRACE}.${name}.${++traced}`] : []),
       ]);
       const c1 = procStat(pid);
       const m1 = machine();

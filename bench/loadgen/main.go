@@ -9,7 +9,11 @@
 //	    [-resolve api.test=127.0.0.2] [-c 16] [-d 4s] [-keepalive=true] [-n 0] [-urls a,b,c] [-body]
 //	    Closed-loop load: c workers send requests back to back for d (or n requests in total, or
 //	    each of -urls once, sequentially). Prints one JSON object: requests, errors, rps, p50/p99 µs,
-//	    bytes, first error.
+//	    bytes, first error. -trace FILE: one line per request (µs): its start since the load began,
+//	    then since its own start the TCP connect done, the TLS handshake's start and end (with a
+//	    proxy, between the two first: the CONNECT exchange), the request written, the first response
+//	    byte and the end (-1: did not happen, e.g. a reused connection) — where a slow request's time
+//	    went.
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"sort"
@@ -133,6 +138,7 @@ func load(args []string) {
 	n := fs.Int64("n", 0, "total requests (0: run for -d)")
 	keepalive := fs.Bool("keepalive", true, "reuse connections")
 	withBody := fs.Bool("body", false, "report the last response body (small bodies)")
+	traceFile := fs.String("trace", "", "write each request's phases (µs) to this file")
 	fs.Parse(args)
 
 	pool := x509.NewCertPool()
@@ -184,6 +190,7 @@ func load(args []string) {
 	var reqs, errs, bytes int64
 	var firstErr, lastBody atomic.Value
 	lats := make([][]int64, *c)
+	traces := make([][]string, *c)
 	start := time.Now()
 	deadline := start.Add(*d)
 	var wg sync.WaitGroup
@@ -207,7 +214,23 @@ func load(args []string) {
 					return
 				}
 				t := time.Now()
-				resp, err := client.Get(u)
+				req, _ := http.NewRequest("GET", u, nil)
+				var ph [5]int64 // connect done, TLS start, TLS done, written, first byte
+				if *traceFile != "" {
+					for k := range ph {
+						ph[k] = -1
+					}
+					// the dial's hooks run on the transport's own goroutine
+					at := func(k int) func() { return func() { atomic.StoreInt64(&ph[k], time.Since(t).Microseconds()) } }
+					req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+						ConnectDone:          func(string, string, error) { at(0)() },
+						TLSHandshakeStart:    at(1),
+						TLSHandshakeDone:     func(tls.ConnectionState, error) { at(2)() },
+						WroteRequest:         func(httptrace.WroteRequestInfo) { at(3)() },
+						GotFirstResponseByte: at(4),
+					}))
+				}
+				resp, err := client.Do(req)
 				if err == nil {
 					var m int64
 					if *withBody {
@@ -225,6 +248,9 @@ func load(args []string) {
 					}
 				}
 				lat := time.Since(t).Microseconds()
+				if *traceFile != "" {
+					traces[w] = append(traces[w], fmt.Sprintf("%d %d %d %d %d %d %d%s", t.Sub(start).Microseconds(), atomic.LoadInt64(&ph[0]), atomic.LoadInt64(&ph[1]), atomic.LoadInt64(&ph[2]), atomic.LoadInt64(&ph[3]), atomic.LoadInt64(&ph[4]), lat, map[bool]string{true: " error", false: ""}[err != nil]))
+				}
 				if *n == 0 || list != nil {
 					atomic.AddInt64(&reqs, 1)
 				}
@@ -239,6 +265,16 @@ func load(args []string) {
 	}
 	wg.Wait()
 	el := time.Since(start).Seconds()
+	if *traceFile != "" {
+		var lines []string
+		for _, l := range traces {
+			lines = append(lines, l...)
+		}
+		if err := os.WriteFile(*traceFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	var all []int64
 	for _, l := range lats {
 		all = append(all, l...)
