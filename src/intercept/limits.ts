@@ -6,6 +6,10 @@ export const HEAD_TIMEOUT_MS = 10_000;
 export const IDLE_TIMEOUT_MS = 60_000;
 /** CONNECT answered → TLS handshake complete. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Client TLS handshakes under way at once; the next ones wait their turn (./handshake-gate.ts)… */
+export const HANDSHAKE_SLOTS = 10;
+/** …and the longest one handshake holds its slot (a stalled client no longer delays the queue). */
+export const HANDSHAKE_SLOT_HOLD_MS = 100;
 /** Upstream must send its response head within this time of the request being sent. */
 export const UPSTREAM_FIRST_BYTE_TIMEOUT_MS = 300_000;
 /** Request head size limit, on the listener and inside tunnels (→ 431). */

@@ -13,7 +13,11 @@ import { sniOf } from "./client-hello.ts";
 import { type ConnHost, serveTunnel } from "./client-loop.ts";
 import { Conn, type ConnData } from "./conn.ts";
 import type { TunnelFacts } from "./decide.ts";
-import { TLS_HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
+import { HandshakeGate, type Release } from "./handshake-gate.ts";
+import { HANDSHAKE_SLOT_HOLD_MS, HANDSHAKE_SLOTS, TLS_HANDSHAKE_TIMEOUT_MS } from "./limits.ts";
+
+/** One per process: the runtime's handshake budget is per event loop. */
+const handshakes = new HandshakeGate(HANDSHAKE_SLOTS, HANDSHAKE_SLOT_HOLD_MS);
 
 /** Handle an authenticated CONNECT on `conn`; the connection is served (or closed) from here on. */
 export async function openTunnel(host: ConnHost, conn: Conn, head: RequestHead): Promise<void> {
@@ -54,13 +58,16 @@ export async function openTunnel(host: ConnHost, conn: Conn, head: RequestHead):
     handshakeFailed(host, name, "invalid server name in ClientHello");
     return;
   }
-  const tls = startTls(host, conn, first, leaf, facts);
+  const release = await handshakes.acquire();
+  if (conn.closed) return release();
+  const tls = startTls(host, conn, first, leaf, facts, release);
   if (tls) await tls;
 }
 
 /**
  * Terminate TLS on the connection's socket with the leaf, feeding it the ClientHello bytes already
- * read. Resolves when the tunnel is over; null when the handshake failed at once.
+ * read. Resolves when the tunnel is over; null when the handshake failed at once. `release` gives
+ * the handshake's slot back (./handshake-gate.ts) once the handshake is over, whichever way.
  */
 function startTls(
   host: ConnHost,
@@ -68,13 +75,16 @@ function startTls(
   clientHello: Uint8Array,
   leaf: { keyPem: string; certPem: string },
   facts: TunnelFacts,
+  release: Release,
 ): Promise<void> | null {
   let done: (() => void) | undefined;
   const over = new Promise<void>((r) => (done = r));
   let tlsConn: Conn | undefined;
   let failed = false;
+  let unwatch: (() => void) | undefined;
   const raw = conn.sock;
   const timer = setTimeout(() => {
+    release();
     failed = true;
     tlsConn?.destroy();
     conn.destroy();
@@ -82,6 +92,8 @@ function startTls(
   }, TLS_HANDSHAKE_TIMEOUT_MS);
   const onHandshake = (sock: Socket<ConnData>, success: boolean, sni: string | undefined, err: string) => {
     clearTimeout(timer);
+    release();
+    unwatch?.();
     const name = sni ? canonicalHost(sni) : undefined;
     if (!success || (name !== undefined && (name === "" || !isValidRequestHost(name)))) {
       failed = true;
@@ -111,8 +123,12 @@ function startTls(
   // (and hold) every encrypted byte of the tunnel — a 1 GiB upload held 1 GiB.
   raw.data = {};
   if (rawAfter) rawAfter.data = {};
-  if (failed) return null;
+  if (failed) {
+    release();
+    return null;
+  }
   tlsConn = new Conn(tls, conn.clientIp, conn.remotePort);
+  unwatch = tlsConn.onceClosed(release); // a client that goes away mid-handshake frees its slot at once
   tls.data = { ...tls.data, conn: tlsConn };
   tlsConn.busy = true;
   host.replace(conn, tlsConn);

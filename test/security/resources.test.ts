@@ -10,7 +10,17 @@ import { join } from "node:path";
 import { OUR_BIN } from "../helpers/bin.ts";
 import { curl, parseCurl } from "../helpers/clients.ts";
 import { freePort, tempDir } from "../helpers/proxy.ts";
-import { basicAuth, exchange, hasResponses, header, JUNK_KINDS, junkHandshake, parseResponses } from "./wire.ts";
+import {
+  basicAuth,
+  clientHelloBytes,
+  exchange,
+  hasResponses,
+  header,
+  JUNK_KINDS,
+  junkHandshake,
+  parseResponses,
+  stalledHandshake,
+} from "./wire.ts";
 import { rssMiB, startWorld, stopProxy, TOKEN, waitFor, type World } from "./world.ts";
 
 let w: World;
@@ -405,6 +415,55 @@ describe("finding 6 (medium): idle unauthenticated connections do not lock out w
       );
     } finally {
       for (const s of idle) s.destroy();
+      await x.stop();
+    }
+  }, 60_000);
+});
+
+// ------------------------------------------------------------------------------------------------
+describe("client TLS handshakes take turns (src/intercept/handshake-gate.ts)", () => {
+  // A handshake holds one of a few slots from our ServerHello to its end, and never longer than
+  // HANDSHAKE_SLOT_HOLD_MS: clients stalling mid-handshake — several times the slots — must not hold
+  // up the tunnels behind them until the 10 s handshake timeout.
+  test("60 tunnels stalled after their ClientHello: 20 sequential tunnels each finish in < 2 s; the stalled ones are closed by the handshake timeout", async () => {
+    const x = await w.extraProxy();
+    const stalled: Socket[] = [];
+    let closed = 0;
+    try {
+      const target = `api.test:${w.tlsPort}`;
+      const hello = await clientHelloBytes("api.test");
+      for (let i = 0; i < 60; i++) {
+        const s = await stalledHandshake(x.port, TOKEN, target, hello);
+        s.on("close", () => closed++);
+        stalled.push(s);
+      }
+      const opened = Date.now();
+      const times: number[] = [];
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t0 = Date.now();
+        const r = await exchange({
+          port: x.port,
+          mode: "tls-tunnel",
+          token: TOKEN,
+          connectTarget: target,
+          ca: x.proxyCa,
+          data: `GET /after-stalled-${i} HTTP/1.1\r\nHost: ${target}\r\n\r\n`,
+          until: hasResponses(1),
+          timeoutMs: 3000,
+        });
+        times.push(Date.now() - t0);
+        statuses.push(parseResponses(r.data)[0]?.status ?? 0);
+        if (statuses.length >= 3 && statuses.slice(-3).every((st) => st !== 200)) break; // stuck
+      }
+      await waitFor(() => closed >= stalled.length, Math.max(1000, 13_000 - (Date.now() - opened)), 100);
+      expect({
+        statuses,
+        slow: times.filter((t) => t >= 2000).length,
+        stalledClosed: closed >= stalled.length ? "all" : closed,
+      }).toEqual({ statuses: Array(20).fill(200), slow: 0, stalledClosed: "all" });
+    } finally {
+      for (const s of stalled) s.destroy();
       await x.stop();
     }
   }, 60_000);

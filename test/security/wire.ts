@@ -1,6 +1,7 @@
 // Hostile-client wire helpers: send raw bytes to the proxy on the listener, inside a cleartext
 // CONNECT tunnel or inside a TLS tunnel, collect what comes back, and split it into responses.
 import { isIP, connect as netConnect, type Socket } from "node:net";
+import { Duplex } from "node:stream";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { rng } from "../helpers/rng.ts";
 
@@ -370,5 +371,38 @@ export function junkHandshake(port: number, token: string, target: string, kind:
       clearTimeout(timer);
       done();
     });
+  });
+}
+
+/** The first flight of a real TLS client (a ClientHello naming `servername`), as bytes. */
+export function clientHelloBytes(servername: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const wire = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        resolve(Buffer.from(chunk));
+        cb();
+      },
+    });
+    tlsConnect({ socket: wire, servername, rejectUnauthorized: false }).on("error", () => {});
+  });
+}
+
+/**
+ * An authenticated CONNECT, then a real ClientHello, then nothing: the handshake never completes
+ * (the proxy's answer is read and dropped). Resolves with the open socket once the hello is sent.
+ */
+export function stalledHandshake(port: number, token: string, target: string, hello: Buffer): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(port, "127.0.0.1", () => s.write(connectHead(target, token)));
+    let head = "";
+    s.on("data", (d: Buffer) => {
+      if (head.includes("\r\n\r\n")) return; // the proxy's ServerHello and the rest: never answered
+      head += d.toString("latin1");
+      if (!head.includes("\r\n\r\n")) return;
+      if (!head.startsWith("HTTP/1.0 200")) return reject(new Error(`CONNECT answered ${head.split("\r\n")[0]}`));
+      s.write(hello, () => resolve(s));
+    });
+    s.on("error", reject);
   });
 }
