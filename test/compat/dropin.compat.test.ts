@@ -29,7 +29,14 @@ import { type AgentScript, manifest } from "../helpers/agent.ts";
 import { parseCurl, proxyUrl, run, tunnelExchange } from "../helpers/clients.ts";
 import { tempDir, withHosts } from "../helpers/proxy.ts";
 import { makeTestPki, type TestPki } from "../helpers/tls.ts";
-import { startUpstream, startWsUpstream, type Upstream, wsClientFrame, wsServerText } from "../helpers/upstream.ts";
+import {
+  belowEphemeral,
+  startUpstream,
+  startWsUpstream,
+  type Upstream,
+  wsClientFrame,
+  wsServerText,
+} from "../helpers/upstream.ts";
 import {
   collect,
   echoBody,
@@ -216,9 +223,10 @@ beforeAll(async () => {
   pki = makeTestPki(NAMES, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
   loopUp = startUpstream({ hostname: "127.0.0.1", pki });
   loopWs = startWsUpstream({ hostname: "127.0.0.1", pki });
-  up = startUpstream({ hostname: "127.0.0.2", pki });
+  // two.test's first address (127.0.0.1) must refuse on these two ports: see belowEphemeral
+  up = belowEphemeral((port) => startUpstream({ hostname: "127.0.0.2", pki, port }));
   httpUp = startUpstream({ hostname: "127.0.0.2" });
-  ws2 = startWsUpstream({ hostname: "127.0.0.2", pki });
+  ws2 = belowEphemeral((port) => startWsUpstream({ hostname: "127.0.0.2", pki, port }));
   evil = startUpstream({ hostname: "127.0.0.3", pki });
   evilHttp = startUpstream({ hostname: "127.0.0.3" });
   ups = [loopUp, up, httpUp, evil, evilHttp];

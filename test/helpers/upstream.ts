@@ -35,13 +35,30 @@ export function pattern(n: number): Uint8Array {
   return b;
 }
 
-export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): Upstream {
+/**
+ * Run `start(port)` on a port below the kernel's ephemeral range (32768–60999 by default), where no
+ * process lands by asking for port 0: the same port on another loopback address then stays free — a
+ * test that needs it to refuse connections can rely on that while other suites run beside it. A port
+ * that is taken is tried again.
+ */
+export function belowEphemeral<T>(start: (port: number) => T): T {
+  for (let i = 0; ; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      return start(port);
+    } catch (e) {
+      if (i >= 50) throw e;
+    }
+  }
+}
+
+export function startUpstream(opts: { hostname?: string; pki?: TestPki; port?: number } = {}): Upstream {
   const seen: Seen[] = [];
   let release: () => void = () => {};
   let held = new Promise<void>((r) => (release = r));
   const server = Bun.serve({
     hostname: opts.hostname ?? "127.0.0.1",
-    port: 0,
+    port: opts.port ?? 0,
     tls: opts.pki ? { key: opts.pki.key, cert: opts.pki.cert } : undefined,
     idleTimeout: 30,
     maxRequestBodySize: 4 * 1024 ** 3, // GiB-sized uploads (Bun's default stops at 128 MiB)
@@ -160,7 +177,7 @@ export function startUpstream(opts: { hostname?: string; pki?: TestPki } = {}): 
 }
 
 /** A WebSocket echo upstream (TLS when `pki`): records each upgrade request's headers; echoes text frames prefixed "echo:". */
-export function startWsUpstream(opts: { hostname?: string; pki?: TestPki } = {}): {
+export function startWsUpstream(opts: { hostname?: string; pki?: TestPki; port?: number } = {}): {
   port: number;
   upgrades: Array<Array<[string, string]>>;
   stop(): void;
@@ -168,7 +185,7 @@ export function startWsUpstream(opts: { hostname?: string; pki?: TestPki } = {})
   const upgrades: Array<Array<[string, string]>> = [];
   const server = Bun.serve({
     hostname: opts.hostname ?? "127.0.0.1",
-    port: 0,
+    port: opts.port ?? 0,
     tls: opts.pki ? { key: opts.pki.key, cert: opts.pki.cert } : undefined,
     fetch(req, srv) {
       const headers: Array<[string, string]> = [];
