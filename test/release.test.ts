@@ -113,6 +113,23 @@ describe("smoke", () => {
   });
 });
 
+describe("build (scripts/build.ts)", () => {
+  // The executables' bytecode is laid out by what `serve` and `--version` run at start-up; if the
+  // profile could not be recorded the build would still succeed, only slower to start — this is what
+  // notices.
+  test("a startup profile is recorded: a build for this machine started as serve and as --version", async () => {
+    const { recordStartup } = await import("../scripts/build.ts");
+    const dir = tempDir("clef-order-test-");
+    const order = await recordStartup(dir);
+    expect(order.map((f) => f.slice(dir.length + 1))).toEqual(["serve.order", "version.order"]);
+    const [serve, version] = order.map((f) => readFileSync(f, "utf8").split("\n").filter(Boolean));
+    // the format's header, then one line per function or module used; serve runs far more than --version
+    expect(serve![0]).toMatch(/^v\d+$/);
+    expect(version![0]).toMatch(/^v\d+$/);
+    expect(serve!.length).toBeGreaterThan(version!.length);
+  }, 60_000);
+});
+
 describe("workflows", () => {
   type Y = Record<string, any>;
   const load = (name: string): Y => Bun.YAML.parse(readFileSync(join(ROOT, ".github/workflows", name), "utf8")) as Y;
