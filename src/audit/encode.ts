@@ -143,7 +143,7 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: st
         ? rfc3339Nano(e.ts)
         : typeof e.ts === "string"
           ? inner(e.ts)
-          : rfc3339Nano(BigInt(e.ts.getTime()) * 1_000_000n);
+          : rfc3339NanoMs(e.ts.getTime());
   // Keys and quotes are constant parts of the templates (none needs escaping), values go in as the
   // contents of their JSON strings: few parts, so the line is cheap to flatten when it is written.
   const c = encodedContext(ctx);

@@ -14,6 +14,7 @@ import {
   basicAuth,
   clientHelloBytes,
   exchange,
+  type ExchangeOptions,
   hasResponses,
   header,
   JUNK_KINDS,
@@ -44,6 +45,26 @@ async function pool<T>(items: T[], n: number, fn: (t: T, i: number) => Promise<v
       }
     }),
   );
+}
+
+/**
+ * `n` exchanges one after another, each timed: their statuses and durations (three non-200 answers
+ * in a row end it early — the proxy is stuck, no need to wait out the rest).
+ */
+async function sequential(
+  n: number,
+  options: (i: number) => ExchangeOptions,
+): Promise<{ statuses: number[]; times: number[] }> {
+  const times: number[] = [];
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = Date.now();
+    const r = await exchange(options(i));
+    times.push(Date.now() - t0);
+    statuses.push(parseResponses(r.data)[0]?.status ?? 0);
+    if (statuses.length >= 3 && statuses.slice(-3).every((st) => st !== 200)) break;
+  }
+  return { statuses, times };
 }
 
 /** Open a raw connection and send `data`; resolves once connected (the socket stays open). */
@@ -126,21 +147,13 @@ describe("finding 4 (medium): stalled upstream requests do not freeze forwarding
       await Bun.sleep(300);
       const inFlight = silentSeen();
       const apiHost = `api.test:${w.plainPort}`;
-      const times: number[] = [];
-      const statuses: number[] = [];
-      for (let i = 0; i < 20; i++) {
-        const t0 = Date.now();
-        const r = await exchange({
-          port: x.port,
-          mode: "listener",
-          data: plainGet(apiHost, `/r4-other-${i}`),
-          until: hasResponses(1),
-          timeoutMs: 2500,
-        });
-        times.push(Date.now() - t0);
-        statuses.push(parseResponses(r.data)[0]?.status ?? 0);
-        if (statuses.length >= 3 && statuses.slice(-3).every((st) => st !== 200)) break; // stuck: no need to wait out the rest
-      }
+      const { statuses, times } = await sequential(20, (i) => ({
+        port: x.port,
+        mode: "listener",
+        data: plainGet(apiHost, `/r4-other-${i}`),
+        until: hasResponses(1),
+        timeoutMs: 2500,
+      }));
       expect(inFlight).toBe(128);
       expect({ statuses, slow: times.filter((t) => t >= 2000).length }).toEqual({
         statuses: Array(20).fill(200),
@@ -438,24 +451,16 @@ describe("client TLS handshakes take turns (src/intercept/handshake-gate.ts)", (
         stalled.push(s);
       }
       const opened = Date.now();
-      const times: number[] = [];
-      const statuses: number[] = [];
-      for (let i = 0; i < 20; i++) {
-        const t0 = Date.now();
-        const r = await exchange({
-          port: x.port,
-          mode: "tls-tunnel",
-          token: TOKEN,
-          connectTarget: target,
-          ca: x.proxyCa,
-          data: `GET /after-stalled-${i} HTTP/1.1\r\nHost: ${target}\r\n\r\n`,
-          until: hasResponses(1),
-          timeoutMs: 3000,
-        });
-        times.push(Date.now() - t0);
-        statuses.push(parseResponses(r.data)[0]?.status ?? 0);
-        if (statuses.length >= 3 && statuses.slice(-3).every((st) => st !== 200)) break; // stuck
-      }
+      const { statuses, times } = await sequential(20, (i) => ({
+        port: x.port,
+        mode: "tls-tunnel",
+        token: TOKEN,
+        connectTarget: target,
+        ca: x.proxyCa,
+        data: `GET /after-stalled-${i} HTTP/1.1\r\nHost: ${target}\r\n\r\n`,
+        until: hasResponses(1),
+        timeoutMs: 3000,
+      }));
       await waitFor(() => closed >= stalled.length, Math.max(1000, 13_000 - (Date.now() - opened)), 100);
       expect({
         statuses,
