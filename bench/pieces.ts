@@ -15,8 +15,7 @@ import { upstreamRequestHeaders } from "../src/http/hop-by-hop.ts";
 import { createPolicy, decide } from "../src/intercept/decide.ts";
 import type { TunnelFacts } from "../src/intercept/decide.ts";
 import { upstreamUrl } from "../src/intercept/forward.ts";
-import { formatLineWith } from "../src/log/slog.ts";
-import { withBaseKeys } from "../src/intercept/request-scope.ts";
+import { requestLine } from "../src/intercept/request-scope.ts";
 import { effectiveHost } from "../src/match/index.ts";
 import { observeAuditEntry, observeManifest } from "../src/metrics/observe.ts";
 import { series } from "../src/metrics/series.ts";
@@ -43,8 +42,15 @@ const ENTRY: AuditEntry = {
 };
 observeManifest(BENCH_MANIFEST, "bench");
 
-// as src/intercept/prepare.ts declares them
-const INJECTED_KEYS = withBaseKeys("service", "credential", "injection_point");
+// as src/intercept/prepare.ts declares it for the bench's service
+const INJECTED_LINE = requestLine(
+  "INFO",
+  "injected",
+  "bench",
+  ["service", "api"],
+  ["credential", "bench/KEY"],
+  ["injection_point", "header:Authorization"],
+);
 
 let sink = 0;
 const PIECES: Record<string, () => void> = {
@@ -85,16 +91,7 @@ const PIECES: Record<string, () => void> = {
     sink += crypto.randomUUID().length;
   },
   "INFO line (injected)": () => {
-    sink += formatLineWith("INFO", "injected", INJECTED_KEYS, [
-      "api.test:443",
-      "GET",
-      "/",
-      "bench",
-      ID,
-      "api",
-      "bench/KEY",
-      "header:Authorization",
-    ]).charCodeAt(1); // (a character read: the line flattened, as its write does)
+    sink += INJECTED_LINE.format(["api.test:443", "GET", "/", ID]).charCodeAt(1); // (a character read: the line flattened, as its write does)
   },
   "audit line (with its timestamp)": () => {
     // (the data path's timestamp: milliseconds with their fraction, as src/intercept/request-scope.ts takes it)

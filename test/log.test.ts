@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { formatLine, formatLineWith, formatTime, goQuote, LogKeys, needsQuoting } from "../src/log/slog.ts";
-import { RequestScope, withBaseKeys } from "../src/intercept/request-scope.ts";
+import { formatLine, formatTime, goQuote, LineTemplate, needsQuoting, type TemplateField } from "../src/log/slog.ts";
+import { RequestScope, requestLine } from "../src/intercept/request-scope.ts";
 import { parseRequestHead } from "../src/http/h1-request.ts";
 import { OUR_BIN } from "./helpers/bin.ts";
 import { tempDir } from "./helpers/proxy.ts";
@@ -51,9 +51,9 @@ describe("slog text format (Go TextHandler parity)", () => {
   });
 });
 
-describe("keys declared once (LogKeys): the same line as the pairs", () => {
+describe("lines declared once (LineTemplate): the same line as the pairs", () => {
   const afterTime = (line: string) => line.slice(line.indexOf(" level="));
-  test("random keys and values (bare, quoted, empty, non-ASCII, numbers) give formatLine's line", () => {
+  test("random keys, fixed and changing values (bare, quoted, empty, non-ASCII, numbers) give formatLine's line", () => {
     const pool = ["a", "host", "with space", 'q"uote', "", "é", "x=y", "k\n", "injection_point"];
     let seed = 5;
     const pick = () => {
@@ -61,25 +61,43 @@ describe("keys declared once (LogKeys): the same line as the pairs", () => {
       return pool[seed % pool.length]!;
     };
     for (let i = 0; i < 500; i++) {
-      const keys = Array.from({ length: 1 + (i % 6) }, pick);
+      const keys = Array.from({ length: i % 7 }, pick);
       const values: Array<string | number> = keys.map((_, j) => (j === 2 ? i : pick()));
+      // every third key (from an offset that moves) has its value fixed in the template
+      const fixed = keys.map((_, j) => (j + i) % 3 === 0);
+      const fields = keys.map((k, j): TemplateField => (fixed[j] ? [k, values[j]!] : k));
       const want = formatLine(
         "INFO",
         "m s",
         keys.map((k, j): [string, string | number] => [k, values[j]!]),
       );
-      expect(afterTime(formatLineWith("INFO", "m s", new LogKeys(keys), values))).toBe(afterTime(want));
+      const t = new LineTemplate("INFO", "m s", fields);
+      expect(t.arity).toBe(fixed.filter((f) => !f).length);
+      expect(afterTime(t.format(values.filter((_, j) => !fixed[j])))).toBe(afterTime(want));
     }
   });
 
-  test("a request's logValues with withBaseKeys are its logBase pairs and the rest", () => {
+  test("its time is formatTime's, milliseconds padded", () => {
+    const t = new LineTemplate("WARN", "m", []);
+    for (const ms of [
+      Date.UTC(2026, 10, 22, 21, 47, 27, 7),
+      Date.UTC(2026, 10, 22, 21, 47, 27, 87),
+      Date.UTC(2026, 10, 22, 21, 47, 28, 0),
+      Date.UTC(2026, 10, 22, 21, 47, 27, 999),
+    ])
+      expect(t.format([], ms)).toBe(`time=${formatTime(new Date(ms))} level=WARN msg=m\n`);
+  });
+
+  test("a request's requestLine with its lineValues is its logBase pairs and the rest", () => {
     const r = parseRequestHead("GET /a%20b?q=1 HTTP/1.1\r\nHost: api.test:443", 100);
     if (r.kind !== "ok") throw new Error("no head");
     const serving = { deps: { proxyId: "p 1" }, inFlight: new Set() } as unknown as RequestScope["serving"];
     const req = new RequestScope(serving, { clientIp: "127.0.0.1" } as unknown as RequestScope["conn"], r.head, null);
     const want = formatLine("INFO", "injected", [...req.logBase(), ["service", "api"], ["credential", "ns/K"]]);
-    const got = formatLineWith("INFO", "injected", withBaseKeys("service", "credential"), req.logValues("api", "ns/K"));
-    expect(afterTime(got)).toBe(afterTime(want));
+    const fixed = requestLine("INFO", "injected", "p 1", ["service", "api"], ["credential", "ns/K"]);
+    expect(afterTime(fixed.format(req.lineValues()))).toBe(afterTime(want));
+    const changing = requestLine("INFO", "injected", "p 1", "service", "credential");
+    expect(afterTime(changing.format([...req.lineValues(), "api", "ns/K"]))).toBe(afterTime(want));
   });
 });
 

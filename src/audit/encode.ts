@@ -25,6 +25,14 @@ export function rfc3339Nano(ns: bigint): string {
  * timestamp). A double holds such a time to ≈0.25 µs, as finely as performance.now() reads it.
  */
 export function rfc3339NanoMs(ms: number): string {
+  splitMs(ms);
+  return rfc3339(splitSec, splitNanos);
+}
+
+/** splitMs's answer: whole seconds since the epoch and the nanoseconds after them (0 ≤ nanos < 1e9). */
+let splitSec = 0;
+let splitNanos = 0;
+function splitMs(ms: number): void {
   let sec = Math.floor(ms / 1000);
   let nanos = Math.floor((ms - sec * 1000) * 1e6);
   // (a quotient rounded up to the next second, or a fraction rounded up to a whole one)
@@ -35,34 +43,68 @@ export function rfc3339NanoMs(ms: number): string {
     sec++;
     nanos -= 1e9;
   }
-  return rfc3339(sec, nanos);
+  splitSec = sec;
+  splitNanos = nanos;
 }
 
 function rfc3339(sec: number, nanos: number): string {
+  const text = secondText(sec);
+  return nanos === 0 ? `${text}Z` : `${text}.${fractionDigits(nanos)}Z`;
+}
+
+/**
+ * The date and time up to the second; it changes once a second, so it is formatted once — with the
+ * audit line's opening up to it, which a line starts with (one part instead of three).
+ */
+function secondText(sec: number): string {
   if (sec !== cachedSecond) {
-    // the date and time up to the second change once a second: formatted once
     const d = new Date(sec * 1000);
     cachedSecond = sec;
     cachedSecondText =
       `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T` +
       `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+    cachedLineHead = `${LINE_OPEN}${cachedSecondText}`;
+    cachedLineHeadDot = `${cachedLineHead}.`;
   }
-  return nanos === 0 ? `${cachedSecondText}Z` : `${cachedSecondText}${fraction(nanos)}Z`;
+  return cachedSecondText;
 }
 
-/** ".ddddddddd" for 1–999,999,999 ns, trailing zeros trimmed (without BigInt string work or a regex). */
-function fraction(n: number): string {
-  let digits = 9;
-  while (n % 10 === 0) {
-    n /= 10;
-    digits--;
-  }
-  const s = String(n);
-  return `.${"00000000".slice(0, digits - s.length)}${s}`;
+/** The digits after the point of 1–999,999,999 ns, trailing zeros trimmed (one string, no BigInt or regex). */
+function fractionDigits(n: number): string {
+  // 1e9 + n is "1" and the nine digits, leading zeros included (integer arithmetic only)
+  const s = String(1e9 + n);
+  let end = 10;
+  while (s.charCodeAt(end - 1) === 48) end--;
+  return s.slice(1, end);
 }
 
 let cachedSecond = -1;
 let cachedSecondText = "";
+const LINE_OPEN = '{"schema_version":1,"ts":"';
+let cachedLineHead = "";
+let cachedLineHeadDot = "";
+
+/**
+ * A line's opening, `{"schema_version":1,"ts":"` and the timestamp without its `Z` (the run after it
+ * starts with `Z`); a string ts is written as given, and `tsZ` says which of the two it was.
+ */
+function lineHead(ts: AuditEntry["ts"]): string {
+  tsZ = true;
+  if (typeof ts === "number") splitMs(ts);
+  else if (typeof ts === "bigint") {
+    const sec = ts / 1_000_000_000n;
+    splitSec = Number(sec);
+    splitNanos = Number(ts - sec * 1_000_000_000n);
+  } else if (ts instanceof Date) splitMs(ts.getTime());
+  else {
+    // (an RFC 3339 text: written as given, as the contents of its JSON string)
+    tsZ = false;
+    return `${LINE_OPEN}${inner(ts)}`;
+  }
+  secondText(splitSec);
+  return splitNanos === 0 ? cachedLineHead : `${cachedLineHeadDot}${fractionDigits(splitNanos)}`;
+}
+let tsZ = true;
 
 /** An entry's `ts` in nanoseconds since the epoch (for the OTLP export's timeUnixNano). */
 export function entryTsNs(ts: AuditEntry["ts"]): bigint {
@@ -91,15 +133,6 @@ type Value = string | number | boolean | string[];
  */
 const JSON_PLAIN = /^[ !#-%'-;=?-[\]-~]*$/;
 
-/** The statuses, plain JSON text each (no escaping to look for). */
-const STATUS_TEXT: Readonly<Record<string, string>> = {
-  injected: "injected",
-  passthrough: "passthrough",
-  denied: "denied",
-  agent_error: "agent_error",
-  tls_error: "tls_error",
-};
-
 /** A JSON string's content, without its quotes (the quotes are in the line's constant parts). */
 function inner(s: string): string {
   return JSON_PLAIN.test(s) ? s : goJsonString(s).slice(1, -1);
@@ -111,53 +144,82 @@ function encodeValue(v: Value): string {
   return "[" + v.map(goJsonString).join(",") + "]";
 }
 
+interface EncodedContext {
+  for: string;
+  forAuth: string | undefined;
+  /** `","proxy_id":"…","request_id":"`: from the timestamp's closing quote to the request id. */
+  idRun: string;
+  /** The same after the timestamp's `Z`. */
+  idRunZ: string;
+  authMode: string;
+}
+
 /** The context's values, encoded once per context object (they are the same on every line). */
-function encodedContext(ctx: LineContext): { proxyId: string; authMode: string } {
+function encodedContext(ctx: LineContext): EncodedContext {
   let c = contexts.get(ctx);
   if (c === undefined || c.for !== ctx.proxyId || c.forAuth !== ctx.authMode) {
+    const idRun = `","proxy_id":"${inner(ctx.proxyId)}","request_id":"`;
     c = {
       for: ctx.proxyId,
       forAuth: ctx.authMode,
-      proxyId: inner(ctx.proxyId),
+      idRun,
+      idRunZ: `Z${idRun}`,
       authMode: ctx.authMode ? inner(ctx.authMode) : "",
     };
     contexts.set(ctx, c);
   }
   return c;
 }
-const contexts = new WeakMap<
-  LineContext,
-  { for: string; forAuth: string | undefined; proxyId: string; authMode: string }
->();
+const contexts = new WeakMap<LineContext, EncodedContext>();
+
+/**
+ * From the path's closing quote to the status: `"` and the service, credential_handle and
+ * injection_point keys present, remembered per service name with the values it was made for (a
+ * service's handle and injection point are the same on each of its lines). Bounded.
+ */
+function serviceRun(service = "", handle = "", point = ""): string {
+  if (service === "" && handle === "" && point === "") return '"';
+  const r = serviceRuns.get(service);
+  if (r !== undefined && r.handle === handle && r.point === point) return r.text;
+  let text = '"';
+  if (service) text += `,"service":"${inner(service)}"`;
+  if (handle) text += `,"credential_handle":"${inner(handle)}"`;
+  if (point) text += `,"injection_point":"${inner(point)}"`;
+  if (serviceRuns.size >= 256) serviceRuns.clear();
+  serviceRuns.set(service, { handle, point, text });
+  return text;
+}
+const serviceRuns = new Map<string, { handle: string; point: string; text: string }>();
+
+/** `,"status":"…",` and the key of the number that follows (upstream_status, else latency_ms). */
+function statusRun(status: string, upstream: boolean): string {
+  const runs = STATUS_RUNS[status];
+  if (runs !== undefined) return upstream ? runs[0] : runs[1];
+  return upstream ? `,"status":"${inner(status)}","upstream_status":` : `,"status":"${inner(status)}","latency_ms":`;
+}
+const STATUS_RUNS: Readonly<Record<string, readonly [string, string]>> = Object.fromEntries(
+  ["injected", "passthrough", "denied", "agent_error", "tls_error"].map((s) => [
+    s,
+    [`,"status":"${s}","upstream_status":`, `,"status":"${s}","latency_ms":`] as const,
+  ]),
+);
 
 /**
  * One audit line with its trailing newline. `prevSha256` (hash chain, PHASE2 §17) is the last key;
  * `traceparent` is never encoded (it only feeds the OTLP export's trace/span ids).
  */
 export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: string): string {
-  // (the text of rfc3339Nano needs no escaping: digits, '-', ':', 'T', '.', 'Z')
-  const ts =
-    typeof e.ts === "number"
-      ? rfc3339NanoMs(e.ts)
-      : typeof e.ts === "bigint"
-        ? rfc3339Nano(e.ts)
-        : typeof e.ts === "string"
-          ? inner(e.ts)
-          : rfc3339NanoMs(e.ts.getTime());
-  // Keys and quotes are constant parts of the templates (none needs escaping), values go in as the
-  // contents of their JSON strings: few parts, so the line is cheap to flatten when it is written.
+  // Few parts: the constant runs between the values are made once (per second, per context, per
+  // service, per status), so the line is cheap to flatten when it is written (docs/PERFORMANCE.md).
   const c = encodedContext(ctx);
+  const head = lineHead(e.ts);
   let out =
-    `{"schema_version":1,"ts":"${ts}","proxy_id":"${c.proxyId}","request_id":"${inner(e.requestId)}",` +
-    `"client_ip":"${inner(e.clientIp)}","method":"${inner(e.method)}","host":"${inner(e.host)}",` +
-    `"path":"${inner(e.path)}"`;
-  if (e.service) out += `,"service":"${inner(e.service)}"`;
-  if (e.credentialHandle) out += `,"credential_handle":"${inner(e.credentialHandle)}"`;
-  if (e.injectionPoint) out += `,"injection_point":"${inner(e.injectionPoint)}"`;
-  const status = STATUS_TEXT[e.status] ?? inner(e.status);
-  out += e.upstreamStatus
-    ? `,"status":"${status}","upstream_status":${e.upstreamStatus},"latency_ms":${e.latencyMs}`
-    : `,"status":"${status}","latency_ms":${e.latencyMs}`;
+    `${head}${tsZ ? c.idRunZ : c.idRun}${inner(e.requestId)}","client_ip":"${inner(e.clientIp)}",` +
+    `"method":"${inner(e.method)}","host":"${inner(e.host)}","path":"${inner(e.path)}` +
+    `${serviceRun(e.service, e.credentialHandle, e.injectionPoint)}`;
+  out = e.upstreamStatus
+    ? `${out}${statusRun(e.status, true)}${e.upstreamStatus},"latency_ms":${e.latencyMs}`
+    : `${out}${statusRun(e.status, false)}${e.latencyMs}`;
   if (ctx.authMode) out += `,"auth_mode":"${c.authMode}"`;
   // Phase 2 keys, PHASE2 §1.5 order.
   if (e.protocol) out += `,"protocol":${encodeValue(e.protocol)}`;

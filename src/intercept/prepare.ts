@@ -3,17 +3,18 @@
 //   R11 fetch the secret;
 //   R12 inject it, and build the upstream header list (hop-by-hop stripped, request id set).
 // Each step's failure is a refusal from ./refusal.ts; nothing here writes to the client.
-import { CredentialError } from "../agent/types.ts";
+import { CredentialError, type Service } from "../agent/types.ts";
 import type { AuditEntry } from "../audit/types.ts";
 import type { Headers } from "../http/headers.ts";
 import { upstreamRequestHeaders } from "../http/hop-by-hop.ts";
 import { firstInjectionPoint, InjectError, injectAll } from "../inject/index.ts";
-import { infoSoon, infoSoonWith } from "../log/slog.ts";
+import { infoSoon, type LineTemplate, logSoonFrom } from "../log/slog.ts";
+import { memoize } from "../memo.ts";
 import { NetguardError, NotResolvedError } from "../netguard/index.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
 import type { Route } from "./decide.ts";
 import { type AuditFields, type Refusal, refusals } from "./refusal.ts";
-import { type RequestScope, withBaseKeys } from "./request-scope.ts";
+import { type RequestScope, requestLine } from "./request-scope.ts";
 
 export interface Prepared {
   headers: Headers;
@@ -24,8 +25,32 @@ export interface Prepared {
   fields: AuditFields;
 }
 
-/** The INFO line of every injected request (its keys declared once). */
-const INJECTED_KEYS = withBaseKeys("service", "credential", "injection_point");
+/**
+ * The INFO lines of injected and passthrough requests, declared once per proxy id and (injected)
+ * per service and injection point: all but the request's own values fixed in them.
+ */
+const injectedLines = new WeakMap<Service, { proxyId: string; byPoint: Map<string, LineTemplate> }>();
+function injectedLine(proxyId: string, service: Service, point: string): LineTemplate {
+  let forService = injectedLines.get(service);
+  if (forService === undefined || forService.proxyId !== proxyId) {
+    forService = { proxyId, byPoint: new Map() };
+    injectedLines.set(service, forService);
+  }
+  let line = forService.byPoint.get(point);
+  if (line === undefined) {
+    line = requestLine(
+      "INFO",
+      "injected",
+      proxyId,
+      ["service", service.name],
+      ["credential", service.auth.credential],
+      ["injection_point", point],
+    );
+    forService.byPoint.set(point, line);
+  }
+  return line;
+}
+const passthroughLine = memoize((proxyId) => requestLine("INFO", "passthrough", proxyId), 16);
 
 export async function prepare(req: RequestScope, route: Route): Promise<Prepared | Refusal> {
   const { serving } = req;
@@ -57,7 +82,7 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
   // virtual-hosting upstream could route the credential to another tenant), the request id set.
   const headers = upstreamRequestHeaders(req.head.headers, route.websocket, route.hostHeader, req.id);
   if (!service) {
-    infoSoon("passthrough", req.logBase());
+    logSoonFrom(passthroughLine(serving.deps.proxyId), req.lineValues());
     return { headers, pathAndQuery: route.pathAndQuery, addresses, proxy, fields: route.fields };
   }
 
@@ -100,7 +125,7 @@ export async function prepare(req: RequestScope, route: Route): Promise<Prepared
         ["service", service.name],
         ["injection_point", point],
       ]);
-    infoSoonWith("injected", INJECTED_KEYS, req.logValues(service.name, service.auth.credential, point));
+    logSoonFrom(injectedLine(serving.deps.proxyId, service, point), req.lineValues());
     // (the route's own fields, made for this request by decide: completed rather than copied)
     const fields: AuditFields & Pick<AuditEntry, "credentialHandles" | "injectionPoints"> = route.fields;
     fields.injectionPoint = point;

@@ -6,18 +6,25 @@ import { randomUUID } from "node:crypto";
 import type { AuditEntry, AuditStatus } from "../audit/types.ts";
 import type { RequestHead } from "../http/h1-request.ts";
 import { decodedPath } from "../http/target.ts";
-import { LogKeys } from "../log/slog.ts";
+import { type Level, LineTemplate, type TemplateField } from "../log/slog.ts";
 import type { Conn } from "./conn.ts";
 import type { TunnelFacts } from "./decide.ts";
 import { hostAsSent } from "./decide.ts";
 import type { AuditFields } from "./refusal.ts";
 import type { Serving } from "./types.ts";
 
-/** The attributes every line about a request starts with (logBase, logValues). */
+/** The attributes every line about a request starts with (logBase, requestLine). */
 const BASE_KEYS = ["host", "method", "path", "proxy_id", "request_id"] as const;
 
-/** Keys for a line of logValues(…): logBase()'s keys, then `more`. */
-export const withBaseKeys = (...more: string[]): LogKeys => new LogKeys([...BASE_KEYS, ...more]);
+/**
+ * A data-path line about a request, declared once: logBase()'s keys with the proxy id fixed, then
+ * `more`. Its values: the request's lineValues(), then those of the keys in `more` not fixed.
+ */
+export const requestLine = (level: Level, msg: string, proxyId: string, ...more: TemplateField[]): LineTemplate =>
+  new LineTemplate(level, msg, [
+    ...BASE_KEYS.map((k): TemplateField => (k === "proxy_id" ? [k, proxyId] : k)),
+    ...more,
+  ]);
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
@@ -49,13 +56,13 @@ export class RequestScope {
     serving.inFlight.add(this);
   }
 
-  /** The values of BASE_KEYS, in its order, then `more`: for a line declared with withBaseKeys(…). */
-  logValues(...more: string[]): string[] {
-    return [this.host, this.head.method, this.path, this.serving.deps.proxyId, this.id, ...more];
+  /** The values of a requestLine(…) line's base keys (all but the fixed proxy id), in their order. */
+  lineValues(): string[] {
+    return [this.host, this.head.method, this.path, this.id];
   }
 
   logBase(): Array<[string, string]> {
-    const v = this.logValues();
+    const v = [this.host, this.head.method, this.path, this.serving.deps.proxyId, this.id];
     return BASE_KEYS.map((k, i): [string, string] => [k, v[i]!]);
   }
 

@@ -115,6 +115,8 @@ describe("fast paths (plain strings quoted as they are, the date formatted once 
       ["path", e.path],
     ];
     if (e.service) f.push(["service", e.service]);
+    if (e.credentialHandle) f.push(["credential_handle", e.credentialHandle]);
+    if (e.injectionPoint) f.push(["injection_point", e.injectionPoint]);
     f.push(["status", e.status]);
     if (e.upstreamStatus) f.push(["upstream_status", e.upstreamStatus]);
     f.push(["latency_ms", e.latencyMs]);
@@ -129,12 +131,16 @@ describe("fast paths (plain strings quoted as they are, the date formatted once 
     let seed = 7;
     const rnd = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
+      return Math.floor(seed / 65536) % n; // (the high bits: the low ones of this generator repeat with a short period)
     };
     const str = () =>
       Array.from({ length: rnd(9) }, () =>
         rnd(5) === 0 ? special[rnd(special.length)] : alphabet[rnd(alphabet.length)],
       ).join("");
+    // services from a small pool, so that a service's remembered run is met again — with the same
+    // handle and point, and with others
+    const services = ["api", "", "a<b", "svc"];
+    const statuses = ["injected", "passthrough", "denied", "agent_error", "tls_error", "other", 'q"'];
     for (let i = 0; i < 3000; i++) {
       const e: AuditEntry = {
         ts: BigInt(1_700_000_000 + rnd(100_000)) * 1_000_000_000n + BigInt(rnd(3) === 0 ? 0 : rnd(1_000_000_000)),
@@ -143,9 +149,11 @@ describe("fast paths (plain strings quoted as they are, the date formatted once 
         method: str(),
         host: str(),
         path: str(),
-        status: "injected",
+        status: statuses[rnd(statuses.length)] as AuditEntry["status"],
         latencyMs: rnd(1000),
-        ...(rnd(2) ? { service: str() } : {}),
+        ...(rnd(2) ? { service: rnd(2) ? services[rnd(services.length)] : str() } : {}),
+        ...(rnd(2) ? { credentialHandle: rnd(2) ? "ns/KEY" : str() } : {}),
+        ...(rnd(2) ? { injectionPoint: rnd(2) ? "header:Authorization" : str() } : {}),
         ...(rnd(2) ? { upstreamStatus: 200 } : {}),
         ...(rnd(2) ? { reason: str() } : {}),
       };
@@ -153,6 +161,27 @@ describe("fast paths (plain strings quoted as they are, the date formatted once 
       const authMode = rnd(2) ? str() : undefined;
       expect(encodeAuditLine(e, { proxyId, authMode })).toBe(slowLine(e, proxyId, authMode));
     }
+  });
+
+  test("every kind of ts (milliseconds, Date, bigint, text) gives the line its RFC 3339 text", () => {
+    const ctx = { proxyId: "vm" };
+    const ms0 = 1795384051000;
+    for (const ms of [ms0, ms0 + 1, ms0 + 0.5, ms0 + 999.25, ms0 + 1000, ms0 - 1000 + 0.25]) {
+      expect(JSON.parse(encodeAuditLine({ ...base, ts: ms }, ctx)).ts).toBe(rfc3339NanoMs(ms));
+      if (Number.isInteger(ms))
+        expect(JSON.parse(encodeAuditLine({ ...base, ts: new Date(ms) }, ctx)).ts).toBe(rfc3339NanoMs(ms));
+    }
+    for (const ns of [1795384051000000000n, 1795384051000000001n, 1795384051999999999n, 1795384052000000000n])
+      expect(JSON.parse(encodeAuditLine({ ...base, ts: ns }, ctx)).ts).toBe(rfc3339Nano(ns));
+    for (const text of ["2026-11-22T21:47:31Z", "2026-11-22T22:47:31.5+01:00", "2026-11-22T21:47:31.000000001Z"]) {
+      const line = encodeAuditLine({ ...base, ts: text }, ctx);
+      expect(JSON.parse(line).ts).toBe(text);
+      expect(line).toStartWith(`{"schema_version":1,"ts":"${text}","proxy_id":"vm","request_id":"r1",`);
+    }
+    // a text after a number (and the other way round): the opening is the text's, not the cached second's
+    encodeAuditLine({ ...base, ts: ms0 }, ctx);
+    expect(JSON.parse(encodeAuditLine({ ...base, ts: "x" }, ctx)).ts).toBe("x");
+    expect(JSON.parse(encodeAuditLine({ ...base, ts: ms0 + 2000 }, ctx)).ts).toBe("2026-11-22T21:47:33Z");
   });
 
   test("timestamps within a second and across seconds (the cached part changes with the second)", () => {
