@@ -101,7 +101,12 @@ export async function recordStartup(dir: string): Promise<string[]> {
   const versionOrder = join(dir, "version.order");
   const config = join(dir, "config.json"); // (serve removes it once read)
   const services = join(dir, "services.json");
-  writeFileSync(config, JSON.stringify({ listen: { port: 0 } }));
+  // (a port of its own: 0 would mean the default, 8888, which a proxy already running here may hold —
+  // and the build would then go without its profile)
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  writeFileSync(config, JSON.stringify({ listen: { port } }));
   writeFileSync(services, JSON.stringify({ schema_version: 1, services: [], secrets: {} }));
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, USERPROFILE: dir };
   const p = Bun.spawn([bin, "serve", "--config", config, "--services", services], {
