@@ -1,6 +1,7 @@
 // Audit line encoding, byte for byte as the reference's Go json.Encoder output (docs/CONTRACT.md §11),
 // plus the Phase 2 keys (shared/PHASE2.md §1.5) appended after auth_mode in their fixed order, each
 // omitted when empty/false/zero/empty-array, so a Phase 1 request still encodes byte-identically.
+import { flat } from "../flat.ts";
 import { goJsonString } from "../gojson/encode.ts";
 import type { AuditEntry } from "./types.ts";
 
@@ -60,11 +61,12 @@ function secondText(sec: number): string {
   if (sec !== cachedSecond) {
     const d = new Date(sec * 1000);
     cachedSecond = sec;
-    cachedSecondText =
+    cachedSecondText = flat(
       `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T` +
-      `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-    cachedLineHead = `${LINE_OPEN}${cachedSecondText}`;
-    cachedLineHeadDot = `${cachedLineHead}.`;
+        `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`,
+    );
+    cachedLineHead = flat(`${LINE_OPEN}${cachedSecondText}`);
+    cachedLineHeadDot = flat(`${cachedLineHead}.`);
   }
   return cachedSecondText;
 }
@@ -158,13 +160,13 @@ interface EncodedContext {
 function encodedContext(ctx: LineContext): EncodedContext {
   let c = contexts.get(ctx);
   if (c === undefined || c.for !== ctx.proxyId || c.forAuth !== ctx.authMode) {
-    const idRun = `","proxy_id":"${inner(ctx.proxyId)}","request_id":"`;
+    const idRun = flat(`","proxy_id":"${inner(ctx.proxyId)}","request_id":"`);
     c = {
       for: ctx.proxyId,
       forAuth: ctx.authMode,
       idRun,
-      idRunZ: `Z${idRun}`,
-      authMode: ctx.authMode ? inner(ctx.authMode) : "",
+      idRunZ: flat(`Z${idRun}`),
+      authMode: ctx.authMode ? flat(inner(ctx.authMode)) : "",
     };
     contexts.set(ctx, c);
   }
@@ -186,7 +188,7 @@ function serviceRun(service = "", handle = "", point = ""): string {
   if (handle) text += `,"credential_handle":"${inner(handle)}"`;
   if (point) text += `,"injection_point":"${inner(point)}"`;
   if (serviceRuns.size >= 256) serviceRuns.clear();
-  serviceRuns.set(service, { handle, point, text });
+  serviceRuns.set(service, { handle, point, text: flat(text) });
   return text;
 }
 const serviceRuns = new Map<string, { handle: string; point: string; text: string }>();
@@ -200,7 +202,7 @@ function statusRun(status: string, upstream: boolean): string {
 const STATUS_RUNS: Readonly<Record<string, readonly [string, string]>> = Object.fromEntries(
   ["injected", "passthrough", "denied", "agent_error", "tls_error"].map((s) => [
     s,
-    [`,"status":"${s}","upstream_status":`, `,"status":"${s}","latency_ms":`] as const,
+    [flat(`,"status":"${s}","upstream_status":`), flat(`,"status":"${s}","latency_ms":`)] as const,
   ]),
 );
 

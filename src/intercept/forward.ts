@@ -11,6 +11,7 @@
 import { isIP } from "node:net";
 import { GO_USER_AGENT, type Headers } from "../http/headers.ts";
 import { escapeHighBytes } from "../http/target.ts";
+import { flat } from "../flat.ts";
 import { memoize } from "../memo.ts";
 import { series } from "../metrics/series.ts";
 import type { ProxyChoice } from "../http/corporate-proxy.ts";
@@ -79,7 +80,7 @@ function originOf(scheme: "http" | "https", host: string, port: number): string 
   let o = ports.get(key);
   if (o === undefined) {
     if (ports.size >= 64) ports.clear();
-    o = `${scheme}://${hostPort(host, port)}`;
+    o = flat(`${scheme}://${hostPort(host, port)}`); // (flat: every request's URL starts with it)
     ports.set(key, o);
   }
   return o;

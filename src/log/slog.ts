@@ -9,6 +9,7 @@
 // millisecond precision (RFC 3339, `Z` when the offset is zero).
 
 import { readlinkSync, writeSync } from "node:fs";
+import { flat } from "../flat.ts";
 import { memoize } from "../memo.ts";
 
 export type Level = "DEBUG" | "INFO" | "WARN" | "ERROR";
@@ -34,9 +35,9 @@ function formatTimeMs(ms: number, d?: Date): string {
     // the part before the milliseconds and the zone after them are the same for the whole second
     cachedSecond = sec;
     MS3 ??= Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
-    cachedPrefix = full.slice(0, dot + 1);
-    cachedTimeField = `time=${cachedPrefix}`;
-    cachedZone = full.slice(dot + 4);
+    cachedPrefix = flat(full.slice(0, dot + 1));
+    cachedTimeField = flat(`time=${cachedPrefix}`);
+    cachedZone = flat(full.slice(dot + 4));
   }
   return full;
 }
@@ -200,8 +201,8 @@ export type TemplateField = string | readonly [string, AttrValue];
  * the values that are the same on every line made from it (the proxy id; a service's name,
  * credential and injection point). What lies between the values that change — separators, keys,
  * fixed values — is made here, once: a line is its time, those runs and the changing values, few
- * parts. (Every part of a string built by concatenation costs some 250 instructions when the line is
- * flattened to be written; the `injected` line went from 27 parts to 11, docs/PERFORMANCE.md.)
+ * parts. (Every part of a string built by concatenation costs ≈200 instructions when the line is
+ * flattened to be written, ../flat.ts; the `injected` line went from 27 parts to 11.)
  */
 export class LineTemplate {
   /** `runs[i]` precedes the i-th changing value; the last run ends the line, "\n" included. */
@@ -214,11 +215,11 @@ export class LineTemplate {
     let run = ` level=${level} msg=${fmtValue(msg)}`;
     for (const f of fields) {
       if (typeof f === "string") {
-        runs.push(run + attrPrefix(f));
+        runs.push(flat(run + attrPrefix(f)));
         run = "";
       } else run += attrPrefix(f[0]) + fmtValue(f[1]);
     }
-    runs.push(`${run}\n`);
+    runs.push(flat(`${run}\n`));
     this.runs = runs;
     this.arity = runs.length - 1;
   }
@@ -232,7 +233,7 @@ export class LineTemplate {
       // the time's zone and the first run together: one part (remade when the zone changes)
       if (this.zone !== cachedZone) {
         this.zone = cachedZone;
-        this.zoneRun = `${cachedZone}${r[0]}`;
+        this.zoneRun = flat(`${cachedZone}${r[0]}`);
       }
       line = `${cachedTimeField}${MS3![(ms - sec * 1000) | 0]}${this.zoneRun}`;
     } else line = `time=${formatTimeMs(ms)}${r[0]}`;
