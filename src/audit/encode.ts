@@ -195,11 +195,11 @@ const serviceRuns = new Map<string, { handle: string; point: string; text: strin
 
 /** `,"status":"…",` and the key of the number that follows (upstream_status, else latency_ms). */
 function statusRun(status: string, upstream: boolean): string {
-  const runs = STATUS_RUNS[status];
+  const runs = STATUS_RUNS.get(status);
   if (runs !== undefined) return upstream ? runs[0] : runs[1];
   return upstream ? `,"status":"${inner(status)}","upstream_status":` : `,"status":"${inner(status)}","latency_ms":`;
 }
-const STATUS_RUNS: Readonly<Record<string, readonly [string, string]>> = Object.fromEntries(
+const STATUS_RUNS: ReadonlyMap<string, readonly [string, string]> = new Map(
   ["injected", "passthrough", "denied", "agent_error", "tls_error"].map((s) => [
     s,
     [flat(`,"status":"${s}","upstream_status":`), flat(`,"status":"${s}","latency_ms":`)] as const,

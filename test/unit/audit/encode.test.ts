@@ -140,7 +140,7 @@ describe("fast paths (plain strings quoted as they are, the date formatted once 
     // services from a small pool, so that a service's remembered run is met again — with the same
     // handle and point, and with others
     const services = ["api", "", "a<b", "svc"];
-    const statuses = ["injected", "passthrough", "denied", "agent_error", "tls_error", "other", 'q"'];
+    const statuses = ["injected", "passthrough", "denied", "agent_error", "tls_error", "other", 'q"', "constructor"];
     for (let i = 0; i < 3000; i++) {
       const e: AuditEntry = {
         ts: BigInt(1_700_000_000 + rnd(100_000)) * 1_000_000_000n + BigInt(rnd(3) === 0 ? 0 : rnd(1_000_000_000)),
