@@ -17,8 +17,8 @@ const pad = (n: number | bigint, w = 2) => String(n).padStart(w, "0");
 
 /** Go time.RFC3339Nano in UTC: fraction with trailing zeros trimmed, none for whole seconds. */
 export function rfc3339Nano(ns: bigint): string {
-  const sec = ns / 1_000_000_000n;
-  return rfc3339(Number(sec), Number(ns - sec * 1_000_000_000n));
+  splitNs(ns);
+  return rfc3339(splitSec, splitNanos);
 }
 
 /**
@@ -30,9 +30,14 @@ export function rfc3339NanoMs(ms: number): string {
   return rfc3339(splitSec, splitNanos);
 }
 
-/** splitMs's answer: whole seconds since the epoch and the nanoseconds after them (0 ≤ nanos < 1e9). */
+/** splitNs's and splitMs's answer: whole seconds since the epoch and the nanoseconds after them (0 ≤ nanos < 1e9). */
 let splitSec = 0;
 let splitNanos = 0;
+function splitNs(ns: bigint): void {
+  const sec = ns / 1_000_000_000n;
+  splitSec = Number(sec);
+  splitNanos = Number(ns - sec * 1_000_000_000n);
+}
 function splitMs(ms: number): void {
   let sec = Math.floor(ms / 1000);
   let nanos = Math.floor((ms - sec * 1000) * 1e6);
@@ -87,26 +92,17 @@ let cachedLineHead = "";
 let cachedLineHeadDot = "";
 
 /**
- * A line's opening, `{"schema_version":1,"ts":"` and the timestamp without its `Z` (the run after it
- * starts with `Z`); a string ts is written as given, and `tsZ` says which of the two it was.
+ * A line's opening, `{"schema_version":1,"ts":"` and the timestamp — without its `Z` (the run after it
+ * starts with `Z`), except for a string ts, which is written as given.
  */
 function lineHead(ts: AuditEntry["ts"]): string {
-  tsZ = true;
   if (typeof ts === "number") splitMs(ts);
-  else if (typeof ts === "bigint") {
-    const sec = ts / 1_000_000_000n;
-    splitSec = Number(sec);
-    splitNanos = Number(ts - sec * 1_000_000_000n);
-  } else if (ts instanceof Date) splitMs(ts.getTime());
-  else {
-    // (an RFC 3339 text: written as given, as the contents of its JSON string)
-    tsZ = false;
-    return `${LINE_OPEN}${inner(ts)}`;
-  }
+  else if (typeof ts === "bigint") splitNs(ts);
+  else if (ts instanceof Date) splitMs(ts.getTime());
+  else return `${LINE_OPEN}${inner(ts)}`; // (an RFC 3339 text, as the contents of its JSON string)
   secondText(splitSec);
   return splitNanos === 0 ? cachedLineHead : `${cachedLineHeadDot}${fractionDigits(splitNanos)}`;
 }
-let tsZ = true;
 
 /** An entry's `ts` in nanoseconds since the epoch (for the OTLP export's timeUnixNano). */
 export function entryTsNs(ts: AuditEntry["ts"]): bigint {
@@ -216,7 +212,7 @@ export function encodeAuditLine(e: AuditEntry, ctx: LineContext, prevSha256?: st
   const c = encodedContext(ctx);
   const head = lineHead(e.ts);
   let out =
-    `${head}${tsZ ? c.idRunZ : c.idRun}${inner(e.requestId)}","client_ip":"${inner(e.clientIp)}",` +
+    `${head}${typeof e.ts === "string" ? c.idRun : c.idRunZ}${inner(e.requestId)}","client_ip":"${inner(e.clientIp)}",` +
     `"method":"${inner(e.method)}","host":"${inner(e.host)}","path":"${inner(e.path)}` +
     `${serviceRun(e.service, e.credentialHandle, e.injectionPoint)}`;
   out = e.upstreamStatus
